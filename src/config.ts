@@ -1,0 +1,136 @@
+import { z } from 'zod';
+
+/**
+ * Every setting dockhook reads, with its default, in one table. Nothing else in
+ * src/ reads process.env: main.ts calls loadConfig() and passes the result in.
+ */
+const positiveInt = (name: string) =>
+  z.coerce.number({ error: `${name} must be a number` }).int(`${name} must be a whole number`).positive(`${name} must be greater than 0`);
+
+const registryHost = z
+  .string()
+  .regex(/^[a-zA-Z0-9.-]+(:[0-9]{1,5})?$/, 'REGISTRY must be host[:port], without a scheme or path (for example localhost:5000)');
+
+const boolish = z.enum(['true', 'false', '1', '0', 'yes', 'no']).transform((v) => ['true', '1', 'yes'].includes(v));
+
+const schema = z.object({
+  WEBHOOK_SECRET: z.string().min(1),
+  GITHUB_TOKEN: z.string().min(1),
+  GITHUB_API_URL: z.url().default('https://api.github.com'),
+  REGISTRY: registryHost,
+  REGISTRY_USERNAME: z.string().optional(),
+  REGISTRY_PASSWORD: z.string().optional(),
+  REGISTRY_URL: z.url().optional(),
+  PORT: z.coerce.number().int().min(0).max(65535).default(3000),
+  HOST: z.string().default('0.0.0.0'),
+  DATA_DIR: z.string().default('./data'),
+  BUILD_BRANCHES: z.string().optional(),
+  PUBLIC_URL: z.url().optional(),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  BUILD_CONCURRENCY: positiveInt('BUILD_CONCURRENCY').default(2),
+  BUILD_TIMEOUT_SECONDS: positiveInt('BUILD_TIMEOUT_SECONDS').default(1800),
+  SHUTDOWN_GRACE_SECONDS: z.coerce.number().min(0).default(60),
+  RETRY_WINDOW_SECONDS: z.coerce.number().min(0).default(300),
+  RETRY_INITIAL_DELAY_SECONDS: z.coerce.number().positive().default(5),
+  BUILDER: z.enum(['buildkit', 'classic']).default('classic'),
+  API_TOKEN: z.string().min(1).optional(),
+  API_TOKEN_READS: boolish.default(false),
+  KEEP_VERSIONS: positiveInt('KEEP_VERSIONS').optional(),
+  NGROK_API_URL: z.url().optional(),
+  WEBHOOK_REPOS: z.string().optional(),
+});
+
+export interface Config {
+  webhookSecret: string;
+  githubToken: string;
+  githubApiUrl: string;
+  registry: string;
+  /** Where dockhook itself reaches the registry's HTTP API (default http://REGISTRY, https for non-local hosts). */
+  registryUrl: string;
+  registryAuth?: { username: string; password: string };
+  port: number;
+  host: string;
+  dataDir: string;
+  /** Globs; empty means "the repository's default branch". */
+  buildBranches: string[];
+  publicUrl?: string;
+  logLevel: string;
+  buildConcurrency: number;
+  buildTimeoutSeconds: number;
+  shutdownGraceSeconds: number;
+  retryWindowSeconds: number;
+  retryInitialDelaySeconds: number;
+  builder: 'buildkit' | 'classic';
+  apiToken?: string;
+  apiTokenReads: boolean;
+  keepVersions?: number;
+  ngrokApiUrl?: string;
+  webhookRepos: string[];
+}
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+function splitList(value: string | undefined): string[] {
+  return (value ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+}
+
+function isLocalHost(host: string): boolean {
+  const name = host.replace(/:\d+$/, '');
+  return name === 'localhost' || name.startsWith('127.') || name === '[::1]';
+}
+
+/** Reads the environment (already merged with .env by main.ts) and fails naming the first bad variable. */
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  // An empty value is as good as missing: `WEBHOOK_SECRET=` in .env must not start a server that accepts anything.
+  const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const parsed = schema.safeParse(present);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((issue) => {
+      const name = String(issue.path[0] ?? '');
+      const missing = issue.code === 'invalid_type' && present[name] === undefined;
+      return missing ? `${name} is required but missing or empty` : `${name}: ${issue.message}`;
+    });
+    throw new ConfigError(`invalid configuration:\n  ${lines.join('\n  ')}\nSet it in the environment or in .env (see .env.example).`);
+  }
+  const e = parsed.data;
+  if ((e.REGISTRY_USERNAME === undefined) !== (e.REGISTRY_PASSWORD === undefined)) {
+    throw new ConfigError('invalid configuration:\n  REGISTRY_USERNAME and REGISTRY_PASSWORD must be set together');
+  }
+  const scheme = isLocalHost(e.REGISTRY) ? 'http' : 'https';
+  return {
+    webhookSecret: e.WEBHOOK_SECRET,
+    githubToken: e.GITHUB_TOKEN,
+    githubApiUrl: e.GITHUB_API_URL.replace(/\/+$/, ''),
+    registry: e.REGISTRY,
+    registryUrl: (e.REGISTRY_URL ?? `${scheme}://${e.REGISTRY}`).replace(/\/+$/, ''),
+    registryAuth:
+      e.REGISTRY_USERNAME !== undefined && e.REGISTRY_PASSWORD !== undefined
+        ? { username: e.REGISTRY_USERNAME, password: e.REGISTRY_PASSWORD }
+        : undefined,
+    port: e.PORT,
+    host: e.HOST,
+    dataDir: e.DATA_DIR,
+    buildBranches: splitList(e.BUILD_BRANCHES),
+    publicUrl: e.PUBLIC_URL?.replace(/\/+$/, ''),
+    logLevel: e.LOG_LEVEL,
+    buildConcurrency: e.BUILD_CONCURRENCY,
+    buildTimeoutSeconds: e.BUILD_TIMEOUT_SECONDS,
+    shutdownGraceSeconds: e.SHUTDOWN_GRACE_SECONDS,
+    retryWindowSeconds: e.RETRY_WINDOW_SECONDS,
+    retryInitialDelaySeconds: e.RETRY_INITIAL_DELAY_SECONDS,
+    builder: e.BUILDER,
+    apiToken: e.API_TOKEN,
+    apiTokenReads: e.API_TOKEN_READS,
+    keepVersions: e.KEEP_VERSIONS,
+    ngrokApiUrl: e.NGROK_API_URL,
+    webhookRepos: splitList(e.WEBHOOK_REPOS),
+  };
+}

@@ -1,0 +1,46 @@
+import { Octokit } from '@octokit/rest';
+import { retry } from '@octokit/plugin-retry';
+import { throttling } from '@octokit/plugin-throttling';
+import type { Logger } from './log.js';
+
+const GitHub = Octokit.plugin(retry, throttling);
+export type GitHubClient = InstanceType<typeof GitHub>;
+
+export interface GitHubClientOptions {
+  token: string;
+  baseUrl: string;
+  log: Logger;
+  /** How many times a rate-limited request waits and tries again before it fails the build. */
+  rateLimitRetries?: number;
+}
+
+/**
+ * Octokit with the retry plugin (5xx and network errors, backing off) and the
+ * throttling plugin (waits out primary and secondary rate limits until reset).
+ */
+export function createGitHubClient(options: GitHubClientOptions): GitHubClient {
+  const log = options.log.child({ component: 'github' });
+  const maxRateLimitRetries = options.rateLimitRetries ?? 2;
+  return new GitHub({
+    auth: options.token,
+    baseUrl: options.baseUrl,
+    userAgent: 'dockhook',
+    log: {
+      debug: () => {},
+      info: () => {},
+      warn: (message: string) => log.warn(message),
+      error: (message: string) => log.error(message),
+    },
+    retry: { doNotRetry: [400, 401, 403, 404, 410, 422, 451] },
+    throttle: {
+      onRateLimit: (retryAfter: number, request: { method: string; url: string }, _octokit: unknown, retryCount: number) => {
+        log.warn({ retryAfter, method: request.method, url: request.url, retryCount }, 'GitHub rate limit reached; waiting for the reset');
+        return retryCount < maxRateLimitRetries;
+      },
+      onSecondaryRateLimit: (retryAfter: number, request: { method: string; url: string }, _octokit: unknown, retryCount: number) => {
+        log.warn({ retryAfter, method: request.method, url: request.url, retryCount }, 'GitHub secondary rate limit; waiting');
+        return retryCount < maxRateLimitRetries;
+      },
+    },
+  });
+}

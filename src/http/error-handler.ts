@@ -1,0 +1,37 @@
+import type { ErrorRequestHandler, RequestHandler } from 'express';
+import { AppError } from '../errors.js';
+import type { Logger } from '../log.js';
+
+interface BodyParserError {
+  status?: number;
+  type?: string;
+  expose?: boolean;
+  message?: string;
+}
+
+function bodyParserAnswer(err: BodyParserError): AppError | undefined {
+  if (err.type === 'entity.too.large') {
+    return new AppError(413, 'payload too large: the limit is 25 MiB, as GitHub\'s own', { hint: 'GitHub never sends larger deliveries; check what is posting here' });
+  }
+  if (err.type === 'request.aborted') return new AppError(400, 'request aborted by the client before the body was complete');
+  if (typeof err.status === 'number' && err.status >= 400 && err.status < 500 && err.expose) return new AppError(err.status, err.message ?? 'bad request');
+  return undefined;
+}
+
+/** The one place where errors become HTTP answers: JSON `{error, hint?}`; details of a 500 stay in the log. */
+export function errorHandler(log: Logger): ErrorRequestHandler {
+  return (err, req, res, _next) => {
+    const known = err instanceof AppError ? err : bodyParserAnswer(err as BodyParserError);
+    if (known) {
+      if (!res.headersSent) res.status(known.status).json({ error: known.message, ...(known.hint ? { hint: known.hint } : {}) });
+      return;
+    }
+    log.error({ err, method: req.method, path: req.path }, 'unhandled error while answering a request');
+    if (!res.headersSent) res.status(500).json({ error: 'internal error; the dockhook log has the details' });
+    else res.end();
+  };
+}
+
+export const notFound: RequestHandler = (req, res) => {
+  res.status(404).json({ error: `no route for ${req.method} ${req.path}` });
+};

@@ -1,0 +1,49 @@
+import type Docker from 'dockerode';
+import { Router } from 'express';
+import type { Metrics } from '../metrics.js';
+import type { BuildStore } from '../queue/store.js';
+import type { RegistryClient } from '../registry/client.js';
+
+export interface HealthDeps {
+  docker: Docker;
+  registry: RegistryClient;
+  store: BuildStore;
+  metrics: Metrics;
+}
+
+async function check(name: string, probe: () => Promise<unknown> | unknown): Promise<{ name: string; ok: boolean; error?: string }> {
+  try {
+    await probe();
+    return { name, ok: true };
+  } catch (err) {
+    return { name, ok: false, error: (err as Error).message };
+  }
+}
+
+/** /healthz: the process serves. /readyz: it can also build (engine, registry, store). /metrics: Prometheus. */
+export function healthRouter(deps: HealthDeps): Router {
+  const router = Router();
+  router.get('/healthz', (_req, res) => {
+    res.json({ ok: true });
+  });
+  router.get('/readyz', async (_req, res) => {
+    const results = await Promise.all([
+      check('docker', () => deps.docker.ping()),
+      check('registry', async () => {
+        const { ok, status } = await deps.registry.ping();
+        if (!ok) throw new Error(`registry answered ${status} on /v2/`);
+      }),
+      check('store', () => deps.store.checkWritable()),
+    ]);
+    const failed = results.filter((r) => !r.ok);
+    const checks = Object.fromEntries(results.map((r) => [r.name, r.ok ? 'ok' : r.error]));
+    res.status(failed.length ? 503 : 200).json({ ready: failed.length === 0, checks, ...(failed.length ? { failed: failed.map((f) => f.name) } : {}) });
+  });
+  router.get('/metrics', async (_req, res) => {
+    const counts = deps.store.countByState();
+    deps.metrics.queueDepth.set({ state: 'queued' }, counts.queued);
+    deps.metrics.queueDepth.set({ state: 'running' }, counts.running);
+    res.type(deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics());
+  });
+  return router;
+}

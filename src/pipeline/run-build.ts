@@ -1,0 +1,144 @@
+import { posix } from 'node:path';
+import type Docker from 'dockerode';
+import type { BuildLogWriter } from '../build-logs.js';
+import { BuildError } from '../errors.js';
+import type { GitHubClient } from '../github.js';
+import type { BuildRecord, BuildStore } from '../queue/store.js';
+import { RegistryError, type RegistryClient } from '../registry/client.js';
+import { imageTags, parseDockerInfo, SpecError, type BuildSpec } from '../spec.js';
+import { buildImage } from './build.js';
+import { createBuildContext } from './context.js';
+import { pushImage, type RegistryAuth } from './push.js';
+import { openTarball, readRepoFile } from './source.js';
+
+export interface PipelineSettings {
+  registry: string;
+  registryAuth?: RegistryAuth;
+  builder: 'buildkit' | 'classic';
+}
+
+export interface PipelineDeps {
+  octokit: GitHubClient;
+  docker: Docker;
+  registry: RegistryClient;
+  store: BuildStore;
+  settings: PipelineSettings;
+}
+
+export interface PipelineResult {
+  /** One line for the commit status. */
+  summary: string;
+  spec: BuildSpec;
+}
+
+const short = (sha: string) => sha.slice(0, 7);
+
+async function readSpec(deps: PipelineDeps, build: BuildRecord): Promise<BuildSpec> {
+  const where = { owner: build.owner, repo: build.repo };
+  const text = await readRepoFile(deps.octokit, where, 'dockerInfo.json', build.sha);
+  if (text === undefined) {
+    throw new BuildError(`dockerInfo.json not found at the root of ${build.owner}/${build.repo}@${short(build.sha)}; add {"service_name": "...", "version": "..."}`);
+  }
+  try {
+    return parseDockerInfo(text);
+  } catch (err) {
+    if (err instanceof SpecError) throw new BuildError(err.message);
+    throw err;
+  }
+}
+
+function registryFailure(err: unknown, what: string): BuildError {
+  if (err instanceof RegistryError) {
+    return new BuildError(`registry error while ${what}: ${err.message}`, { transient: err.status >= 500 || err.status === 429, cause: err });
+  }
+  return new BuildError(`registry error while ${what}: ${(err as Error).message}`, { transient: true, cause: err });
+}
+
+/**
+ * A version tag names one commit forever. Returns 'fresh' when the tag is
+ * free, 'done' when it already holds this very commit (a re-run after a
+ * crash or a redelivery), and refuses when it holds another commit.
+ */
+async function checkVersionTag(deps: PipelineDeps, build: BuildRecord, spec: BuildSpec): Promise<'fresh' | 'done'> {
+  let existing;
+  try {
+    existing = await deps.registry.describeTag(spec.serviceName, spec.version);
+  } catch (err) {
+    throw registryFailure(err, `checking whether ${spec.serviceName}:${spec.version} exists`);
+  }
+  if (!existing) return 'fresh';
+  if (existing.revision === build.sha) return 'done';
+  const holder = existing.revision ? short(existing.revision) : 'an image without a revision label';
+  throw new BuildError(`tag ${spec.version} already holds ${holder}; bump version in dockerInfo.json`);
+}
+
+/**
+ * One build, from commit to pushed digests. Plain steps in order; the worker
+ * decides what a failure means (retry, fail, requeue on shutdown).
+ */
+export async function runPipeline(deps: PipelineDeps, build: BuildRecord, signal: AbortSignal, out: BuildLogWriter): Promise<PipelineResult> {
+  const { settings } = deps;
+  const where = { owner: build.owner, repo: build.repo };
+  out.line(`dockhook build #${build.id}: ${build.owner}/${build.repo}@${build.sha} (${build.branch}), attempt ${build.attempts}`);
+
+  const spec = await readSpec(deps, build);
+  deps.store.setImage(build.id, spec.serviceName, spec.version);
+  const repository = `${settings.registry}/${spec.serviceName}`;
+  out.line(`dockerInfo.json: image ${spec.serviceName}, version ${spec.version}, context ${spec.context || '.'}, dockerfile ${spec.dockerfile}`);
+
+  if ((await checkVersionTag(deps, build, spec)) === 'done') {
+    out.line(`${repository}:${spec.version} already holds ${build.sha}: nothing to do`);
+    return { summary: `${repository}:${spec.version} already built from this commit`, spec };
+  }
+
+  // Pushed in this order so that a present version tag implies its sha- and extra tags are there too.
+  const tags = [...imageTags(spec, build.sha).filter((t) => t !== spec.version), spec.version];
+  const moveLatest = build.branch === build.defaultBranch && !deps.store.hasLaterLatest(spec.serviceName, build.mergedAt, build.id);
+  if (build.branch === build.defaultBranch && !moveLatest) out.line('latest stays: a later merge of this image already pushed it');
+  if (moveLatest) tags.push('latest');
+  const refs = tags.map((t) => `${repository}:${t}`);
+
+  const contextPrefix = spec.context ? `${spec.context}/` : '';
+  const dockerignore = await readRepoFile(deps.octokit, where, posix.join(spec.context, '.dockerignore'), build.sha);
+  out.line(`fetching the source tarball${dockerignore === undefined ? '' : ` (applying ${contextPrefix}.dockerignore)`}`);
+  const tarball = await openTarball(deps.octokit, where, build.sha, signal);
+  const context = createBuildContext(tarball, { context: spec.context, dockerfile: spec.dockerfile, dockerignore });
+
+  const labels = {
+    'org.opencontainers.image.revision': build.sha,
+    'org.opencontainers.image.source': build.repoUrl,
+    'org.opencontainers.image.version': spec.version,
+    'org.opencontainers.image.created': new Date().toISOString(),
+    'org.opencontainers.image.title': spec.serviceName,
+  };
+  out.line(`building ${refs.join(', ')} with the ${settings.builder} builder`);
+  let imageId: string;
+  try {
+    imageId = await buildImage(deps.docker, {
+      context: context.stream,
+      dockerfile: spec.dockerfile,
+      tags: refs,
+      labels,
+      buildArgs: spec.buildArgs,
+      target: spec.target,
+      builder: settings.builder,
+      signal,
+      onLine: (line) => out.line(line),
+    });
+  } catch (err) {
+    const seen = await Promise.race([context.done.catch(() => undefined), new Promise<undefined>((r) => setTimeout(r, 1000, undefined))]);
+    if (seen && !seen.dockerfileFound) throw new BuildError(`Dockerfile not found at ${contextPrefix}${spec.dockerfile} in ${short(build.sha)}; set "dockerfile" in dockerInfo.json`);
+    throw err;
+  }
+  const sent = await context.done;
+  out.line(`built ${imageId} from ${sent.files} files (${sent.bytes} bytes, ${sent.ignored} ignored)`);
+
+  for (const ref of refs) {
+    out.line(`pushing ${ref}`);
+    const digest = await pushImage(deps.docker, ref, { registry: settings.registry, auth: settings.registryAuth, signal, onLine: (line) => out.line(line) });
+    const tag = ref.slice(repository.length + 1);
+    deps.store.recordPush(build.id, { ref, tag, digest }, tag === 'latest');
+    out.line(`pushed ${ref} ${digest}`);
+  }
+  return { summary: `pushed ${repository}:${spec.version}`, spec };
+}

@@ -1,0 +1,55 @@
+import { Readable } from 'node:stream';
+import type { ReadableStream as WebReadableStream } from 'node:stream/web';
+import { BuildError } from '../errors.js';
+import type { GitHubClient } from '../github.js';
+
+interface Repo {
+  owner: string;
+  repo: string;
+}
+
+function statusOf(err: unknown): number | undefined {
+  const status = (err as { status?: unknown }).status;
+  return typeof status === 'number' ? status : undefined;
+}
+
+/** GitHub failures that survived Octokit's own retries: say which are worth retrying later. */
+export function classifyGitHubError(err: unknown, what: string): BuildError {
+  const status = statusOf(err);
+  const detail = err instanceof Error ? err.message : String(err);
+  if (status === 401) return new BuildError(`GitHub refused GITHUB_TOKEN while ${what}: check the token is valid`, { cause: err });
+  if (status === 403 || status === 404) {
+    return new BuildError(`GitHub answered ${status} while ${what}: check GITHUB_TOKEN can read this repository (${detail})`, { cause: err });
+  }
+  const transient = status === undefined || status >= 500 || status === 429;
+  return new BuildError(`GitHub error while ${what}: ${detail}`, { transient, cause: err });
+}
+
+/** One file at a commit, raw; undefined when the commit has no such file. */
+export async function readRepoFile(octokit: GitHubClient, where: Repo, path: string, sha: string): Promise<string | undefined> {
+  try {
+    const res = await octokit.rest.repos.getContent({ ...where, path, ref: sha, mediaType: { format: 'raw' } });
+    return typeof res.data === 'string' ? res.data : Buffer.from(res.data as unknown as ArrayBuffer).toString('utf8');
+  } catch (err) {
+    if (statusOf(err) === 404) return undefined;
+    throw classifyGitHubError(err, `reading ${path}`);
+  }
+}
+
+/**
+ * The whole source tree at `sha` as GitHub's gzip tarball, as a stream. The API
+ * answers with a redirect to codeload, which fetch follows (dropping the token,
+ * as it must for another host); the body is never buffered.
+ */
+export async function openTarball(octokit: GitHubClient, where: Repo, sha: string, signal?: AbortSignal): Promise<Readable> {
+  try {
+    const res = await octokit.request('GET /repos/{owner}/{repo}/tarball/{ref}', {
+      ...where,
+      ref: sha,
+      request: { parseSuccessResponseBody: false, signal },
+    });
+    return Readable.fromWeb(res.data as unknown as WebReadableStream<Uint8Array>);
+  } catch (err) {
+    throw classifyGitHubError(err, 'downloading the source tarball');
+  }
+}

@@ -1,0 +1,213 @@
+import { createHash } from 'node:crypto';
+import { RegistryTransport, type Credentials } from './auth.js';
+import { RegistryError, errorFromResponse, readRegistryErrorBody } from './errors.js';
+import { MANIFEST_ACCEPT, configFacts, inspectList, isList, isSchema1, schema1Config, type ImageConfig, type Manifest, type ManifestBody } from './manifests.js';
+import { checkName, checkReference, checkTag, isValidDigest } from './names.js';
+
+export { RegistryError } from './errors.js';
+export { isValidRepositoryName, isValidTag } from './names.js';
+
+/** Docker Registry HTTP API v2 client: what dockhook needs to list, inspect and delete images it pushed. */
+
+export interface RegistryClientOptions {
+  /** e.g. http://127.0.0.1:5000, no trailing path. Credentials go in `auth`, never in the URL. */
+  url: string;
+  auth?: Credentials;
+  fetch?: typeof fetch;
+  /** Entries asked for per page of /_catalog and /tags/list (default 100). Small values exist for tests. */
+  pageSize?: number;
+  /** Per HTTP request, including token requests (default 30 s). */
+  timeoutMs?: number;
+}
+
+export interface TagInfo {
+  tag: string;
+  /** The manifest (or list/index) digest: what `docker pull name@digest` takes and what deletion needs. */
+  digest: string;
+  mediaType: string;
+  created?: string;
+  revision?: string;
+  version?: string;
+  source?: string;
+  /** For a manifest list / OCI index: os/arch[/variant] of each image in it. */
+  platforms?: string[];
+}
+
+export interface RegistryClient {
+  ping(): Promise<{ ok: boolean; status: number }>;
+  listRepositories(): Promise<string[]>;
+  listTags(name: string): Promise<string[]>;
+  getManifestDigest(name: string, reference: string): Promise<string | undefined>;
+  describeTag(name: string, tag: string): Promise<TagInfo | undefined>;
+  deleteTag(name: string, tag: string): Promise<{ digest: string }>;
+}
+
+const DELETE_DISABLED =
+  'the registry has deletion disabled; start it with REGISTRY_STORAGE_DELETE_ENABLED=true (storage.delete.enabled: true) to allow deleting images';
+
+export function createRegistryClient(o: RegistryClientOptions): RegistryClient {
+  const base = new URL(o.url);
+  if (base.username || base.password) {
+    // Refused rather than used: the URL ends up in error messages and logs.
+    throw new TypeError('registry URL must not contain credentials: use REGISTRY_USERNAME and REGISTRY_PASSWORD');
+  }
+  const baseUrl = o.url.replace(/\/+$/, '');
+  const pageSize = o.pageSize ?? 100;
+  const t = new RegistryTransport({ baseUrl, auth: o.auth, fetch: o.fetch ?? fetch, timeoutMs: o.timeoutMs ?? 30_000 });
+
+  /** GET every page, following Link: <...>; rel="next" until there is none. undefined = 404 NAME_UNKNOWN. */
+  async function paginate(path: string, field: 'repositories' | 'tags', scope: string): Promise<string[] | undefined> {
+    const out: string[] = [];
+    const seen = new Set<string>();
+    for (let next: string | undefined = `${path}?n=${pageSize}`; next && !seen.has(next); ) {
+      seen.add(next); // a registry that links a page to itself must not loop us forever
+      const res = await t.send(next, { scope });
+      if (res.status === 404 && field === 'tags') {
+        const { code } = await readRegistryErrorBody(res);
+        if (code === 'NAME_UNKNOWN') return undefined;
+        throw new RegistryError(404, `registry answered 404 to GET ${path}${code ? ` (${code})` : ''}`, { code });
+      }
+      if (!res.ok) throw await errorFromResponse(res, `GET ${path}`);
+      const page = (await readJson<Record<string, unknown>>(res, `GET ${path}`))[field];
+      if (Array.isArray(page)) out.push(...page.filter((x): x is string => typeof x === 'string'));
+      next = nextLink(res.headers.get('link'), baseUrl);
+    }
+    return out;
+  }
+
+  async function headDigest(name: string, reference: string): Promise<string | undefined> {
+    const path = `/v2/${name}/manifests/${reference}`;
+    const res = await t.send(path, { method: 'HEAD', headers: { accept: MANIFEST_ACCEPT }, scope: pullScope(name) });
+    if (res.status === 404) return undefined;
+    if (!res.ok) throw await errorFromResponse(res, `HEAD ${path}`);
+    const digest = res.headers.get('docker-content-digest');
+    if (digest) return digest;
+    // Some registries omit the header on HEAD: the digest is the sha256 of the exact bytes served.
+    return (await getManifest(name, reference))?.digest;
+  }
+
+  async function getManifest(name: string, reference: string): Promise<Manifest | undefined> {
+    const path = `/v2/${name}/manifests/${reference}`;
+    const res = await t.send(path, { headers: { accept: MANIFEST_ACCEPT }, scope: pullScope(name) });
+    if (res.status === 404) {
+      await res.body?.cancel();
+      return undefined;
+    }
+    if (!res.ok) throw await errorFromResponse(res, `GET ${path}`);
+    const raw = Buffer.from(await res.arrayBuffer());
+    let body: ManifestBody;
+    try {
+      body = JSON.parse(raw.toString('utf8')) as ManifestBody;
+    } catch {
+      throw new RegistryError(502, `registry answered GET ${path} with something that is not a JSON manifest`);
+    }
+    return {
+      digest: res.headers.get('docker-content-digest') ?? `sha256:${createHash('sha256').update(raw).digest('hex')}`,
+      // OCI manifests may leave mediaType out of the body; the Content-Type header then carries it.
+      mediaType: body.mediaType ?? res.headers.get('content-type')?.split(';')[0].trim() ?? '',
+      body,
+    };
+  }
+
+  /** created + labels from the image config blob; {} when the image has no readable config. */
+  async function readConfig(name: string, m: Manifest): Promise<ImageConfig> {
+    if (isSchema1(m)) return schema1Config(m);
+    const digest = m.body.config?.digest;
+    if (!digest || !isValidDigest(digest)) return {};
+    const path = `/v2/${name}/blobs/${digest}`;
+    const res = await t.send(path, { scope: pullScope(name) });
+    if (res.status === 404) {
+      await res.body?.cancel();
+      return {};
+    }
+    if (!res.ok) throw await errorFromResponse(res, `GET ${path}`);
+    // Non-image artifacts (Helm charts, signatures) put other things in "config".
+    return ((await res.json().catch(() => ({}))) ?? {}) as ImageConfig;
+  }
+
+  return {
+    async ping() {
+      const res = await t.sendOnce('/v2/');
+      await res.body?.cancel();
+      // 401 means "up, wants credentials": readiness is about reachability, not about our login.
+      return { ok: res.ok || res.status === 401, status: res.status };
+    },
+
+    async listRepositories() {
+      return (await paginate('/v2/_catalog', 'repositories', 'registry:catalog:*')) ?? [];
+    },
+
+    async listTags(name) {
+      checkName(name);
+      const tags = (await paginate(`/v2/${name}/tags/list`, 'tags', pullScope(name))) ?? [];
+      // registry 2.8 returns tags in storage order and ignores n; sort so callers see a stable list.
+      return tags.sort();
+    },
+
+    async getManifestDigest(name, reference) {
+      checkName(name);
+      checkReference(reference);
+      return headDigest(name, reference);
+    },
+
+    async describeTag(name, tag) {
+      checkName(name);
+      checkTag(tag);
+      const top = await getManifest(name, tag);
+      if (!top) return undefined;
+      const info: TagInfo = { tag, digest: top.digest, mediaType: top.mediaType };
+      let image: Manifest | undefined = top;
+      if (isList(top)) {
+        const { platforms, pick } = inspectList(top);
+        info.platforms = platforms;
+        image = pick && isValidDigest(pick) ? await getManifest(name, pick) : undefined;
+      }
+      Object.assign(info, configFacts(image ? await readConfig(name, image) : {}));
+      return info;
+    },
+
+    /**
+     * Deletes by the MANIFEST digest (the API has no delete-by-tag). Every
+     * tag pointing at that digest goes with it, in this repository only.
+     */
+    async deleteTag(name, tag) {
+      checkName(name);
+      checkTag(tag);
+      const digest = await headDigest(name, tag);
+      if (!digest) throw new RegistryError(404, `tag ${name}:${tag} not found in the registry`, { code: 'MANIFEST_UNKNOWN' });
+      const path = `/v2/${name}/manifests/${digest}`;
+      const res = await t.send(path, { method: 'DELETE', scope: `repository:${name}:delete` });
+      if (res.status === 405) {
+        await res.body?.cancel();
+        throw new RegistryError(405, DELETE_DISABLED, { code: 'UNSUPPORTED', hint: 'set REGISTRY_STORAGE_DELETE_ENABLED=true on the registry' });
+      }
+      if (!res.ok) throw await errorFromResponse(res, `DELETE ${path}`);
+      await res.body?.cancel();
+      return { digest };
+    },
+  };
+}
+
+function pullScope(name: string): string {
+  return `repository:${name}:pull`;
+}
+
+/** `</v2/_catalog?last=b&n=2>; rel="next"`, resolved against the registry; only same-origin links are followed. */
+function nextLink(header: string | null, baseUrl: string): string | undefined {
+  const m = header ? /<([^>]+)>\s*;\s*rel="?next"?/i.exec(header) : null;
+  if (!m) return undefined;
+  const url = new URL(m[1], baseUrl + '/');
+  // Credentials are attached to every request: never follow a link to another host.
+  if (url.origin !== new URL(baseUrl).origin) {
+    throw new RegistryError(502, `registry pagination link points to another host (${url.origin})`);
+  }
+  return url.href;
+}
+
+async function readJson<T>(res: Response, what: string): Promise<T> {
+  try {
+    return (await res.json()) as T;
+  } catch {
+    throw new RegistryError(502, `registry answered ${what} with something that is not JSON`);
+  }
+}

@@ -1,0 +1,129 @@
+import type { AddressInfo } from 'node:net';
+import { createServer, type Server } from 'node:http';
+import Docker from 'dockerode';
+import { BuildLogs } from './build-logs.js';
+import type { Config } from './config.js';
+import { createGitHubClient, type GitHubClient } from './github.js';
+import { createApp } from './http/app.js';
+import type { Logger } from './log.js';
+import { createMetrics, type Metrics } from './metrics.js';
+import { runPipeline } from './pipeline/run-build.js';
+import { reportStatus } from './pipeline/status.js';
+import { BuildStore } from './queue/store.js';
+import { Worker } from './queue/worker.js';
+import { createRegistryClient, type RegistryClient } from './registry/client.js';
+import { createScrubber } from './secrets.js';
+
+export interface Service {
+  url: string;
+  server: Server;
+  store: BuildStore;
+  worker: Worker;
+  logs: BuildLogs;
+  metrics: Metrics;
+  octokit: GitHubClient;
+  registry: RegistryClient;
+  docker: Docker;
+  /** Graceful stop: 503 to new deliveries, running builds get `graceMs`, the rest stay queued. */
+  stop(graceMs?: number): Promise<void>;
+}
+
+export interface ServiceOptions {
+  log: Logger;
+  /** Defaults to the engine DOCKER_HOST names, else the local socket (what the docker CLI does). */
+  docker?: Docker;
+}
+
+/** Wires the real clients from config and starts the HTTP server and the worker. */
+export async function startService(config: Config, options: ServiceOptions): Promise<Service> {
+  const log = options.log;
+  const docker = options.docker ?? new Docker();
+  const store = new BuildStore(config.dataDir);
+  const logs = new BuildLogs(config.dataDir);
+  const metrics = createMetrics();
+  const octokit = createGitHubClient({ token: config.githubToken, baseUrl: config.githubApiUrl, log });
+  const registry = createRegistryClient({ url: config.registryUrl, auth: config.registryAuth });
+  const scrub = createScrubber([config.webhookSecret, config.githubToken, config.registryAuth?.password, config.apiToken]);
+  let stopping = false;
+
+  const worker = new Worker(
+    store,
+    logs,
+    {
+      run: async (build, signal, out) => {
+        const result = await runPipeline(
+          { octokit, docker, registry, store, settings: { registry: config.registry, registryAuth: config.registryAuth, builder: config.builder } },
+          build,
+          signal,
+          { line: (text) => out.line(scrub(text)), close: () => out.close() },
+        );
+        return result.summary;
+      },
+      report: async (build, state, description) => {
+        await reportStatus(octokit, { owner: build.owner, repo: build.repo, sha: build.sha, buildId: build.id }, state, description, config.publicUrl, log);
+      },
+      finished: (_build, outcome, ms) => {
+        metrics.builds.inc({ outcome });
+        metrics.buildDuration.observe(ms / 1000);
+      },
+    },
+    {
+      concurrency: config.buildConcurrency,
+      timeoutMs: config.buildTimeoutSeconds * 1000,
+      retryWindowMs: config.retryWindowSeconds * 1000,
+      retryInitialDelayMs: config.retryInitialDelaySeconds * 1000,
+    },
+    log.child({ component: 'worker' }),
+    scrub,
+  );
+
+  const app = createApp({
+    config,
+    store,
+    logs,
+    docker,
+    registry,
+    octokit,
+    log,
+    metrics,
+    onQueued: () => worker.kick(),
+    isStopping: () => stopping,
+  });
+  const server = createServer(app);
+  // GitHub waits 10 s; a client that dribbles its body should not hold a socket longer.
+  server.requestTimeout = 30_000;
+  server.headersTimeout = 15_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.port, config.host, () => resolve());
+  });
+  const address = server.address() as AddressInfo;
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  const url = `http://${host === '0.0.0.0' || host === '[::]' ? '127.0.0.1' : host}:${address.port}`;
+  worker.start();
+  log.info({ url, registry: config.registry, concurrency: config.buildConcurrency, builder: config.builder }, 'dockhook is listening');
+
+  return {
+    url,
+    server,
+    store,
+    worker,
+    logs,
+    metrics,
+    octokit,
+    registry,
+    docker,
+    async stop(graceMs = config.shutdownGraceSeconds * 1000) {
+      if (stopping) return;
+      stopping = true;
+      log.info({ graceMs }, 'stopping: new deliveries get 503, running builds may finish');
+      await worker.stop(graceMs);
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeIdleConnections();
+      });
+      store.close();
+      log.info('stopped');
+    },
+  };
+}

@@ -1,0 +1,86 @@
+import { execFile, spawn } from 'node:child_process';
+import { chmod, mkdir, mkdtemp, rm, symlink, writeFile, copyFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+
+const execFileAsync = promisify(execFile);
+const IMAGE = 'busybox:latest';
+const BUSYBOX = '/bin/busybox'; // Debian's busybox-static: one static binary, no libraries needed
+
+/**
+ * Makes sure `busybox:latest` exists in the local Docker engine, so test
+ * Dockerfiles can say `FROM busybox`. Nothing can be pulled from Docker Hub
+ * here, so when it is missing it is built from the host's static busybox with
+ * `docker import`. Memoised per process; across processes a race only means two
+ * equivalent imports, the last of which keeps the tag.
+ */
+const pending = new Map<string, Promise<void>>();
+
+/** `image` exists for the unit test of this helper, which must not touch the shared busybox:latest. */
+export function ensureBusyboxImage(image = IMAGE): Promise<void> {
+  let p = pending.get(image);
+  if (!p) {
+    p = ensure(image).catch((err: unknown) => {
+      pending.delete(image); // let a later call try again
+      throw err;
+    });
+    pending.set(image, p);
+  }
+  return p;
+}
+
+async function imageExists(image: string): Promise<boolean> {
+  try {
+    await execFileAsync('docker', ['image', 'inspect', image]);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function ensure(image: string): Promise<void> {
+  if (await imageExists(image)) return;
+  const root = await mkdtemp(join(tmpdir(), 'dockhook-busybox-'));
+  try {
+    await buildRootfs(root);
+    await importRootfs(root, image);
+  } finally {
+    await rm(root, { recursive: true, force: true });
+  }
+}
+
+async function buildRootfs(root: string): Promise<void> {
+  for (const d of ['bin', 'etc', 'root', 'tmp', 'var', 'proc', 'sys', 'dev']) await mkdir(join(root, d));
+  await chmod(join(root, 'tmp'), 0o1777);
+  await copyFile(BUSYBOX, join(root, 'bin/busybox'));
+  await chmod(join(root, 'bin/busybox'), 0o755);
+  // Link every applet this busybox has (sh, cat, wget, ...), not a guessed list.
+  const { stdout } = await execFileAsync(BUSYBOX, ['--list']);
+  for (const applet of stdout.split('\n').map((s) => s.trim())) {
+    if (applet && applet !== 'busybox' && !applet.includes('/')) await symlink('busybox', join(root, 'bin', applet));
+  }
+  // Users, so that `USER nobody` and `id` work in test Dockerfiles.
+  await writeFile(join(root, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/home:/bin/false\n');
+  await writeFile(join(root, 'etc/group'), 'root:x:0:\nnobody:x:65534:\n');
+}
+
+/** tar the rootfs (owned by root) and pipe it into `docker import`. */
+function importRootfs(root: string, image: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const tar = spawn('tar', ['-C', root, '--numeric-owner', '--owner=0', '--group=0', '-cf', '-', '.'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const importer = spawn('docker', ['import', '-c', 'CMD ["/bin/sh"]', '-', image], { stdio: ['pipe', 'ignore', 'pipe'] });
+    let stderr = '';
+    tar.stderr.on('data', (d: Buffer) => (stderr += d));
+    importer.stderr.on('data', (d: Buffer) => (stderr += d));
+    tar.stdout.pipe(importer.stdin);
+    tar.on('error', reject);
+    importer.on('error', reject);
+    importer.on('close', (code) => {
+      if (code === 0) resolve();
+      else reject(new Error(`docker import of ${image} failed (exit ${code}): ${stderr.trim()}`));
+    });
+  });
+}

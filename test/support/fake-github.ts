@@ -1,0 +1,752 @@
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { promisify } from 'node:util';
+import { gitEnv, type GitRepo } from './git-repo.js';
+
+/**
+ * A fake of api.github.com and codeload.github.com that serves real git
+ * repositories. It follows GitHub's documented REST behaviour (status codes,
+ * error bodies, media types, rate-limit headers) closely enough that the real
+ * @octokit/rest client, retry and throttling plugins behave as in production.
+ */
+
+export interface RecordedStatus {
+  owner: string;
+  repo: string;
+  sha: string;
+  state: string;
+  context: string;
+  description: string | null;
+  target_url: string | null;
+  id: number;
+  created_at: string;
+}
+
+export interface FakeResponse {
+  status: number;
+  headers?: Record<string, string>;
+  body?: unknown;
+}
+
+export interface HookConfig {
+  url: string;
+  content_type: string;
+  insecure_ssl: string;
+  /** Kept in clear here (tests need it to sign deliveries); answers mask it as GitHub does. */
+  secret?: string;
+}
+
+export interface Hook {
+  id: number;
+  name: string;
+  active: boolean;
+  events: string[];
+  config: HookConfig;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface RecordedRequest {
+  method: string;
+  /** Percent-decoded path without the query string, e.g. /repos/o/r/contents/sub/Dockerfile. */
+  path: string;
+  /** Query string including '?', or '' (e.g. '?ref=abc123'). */
+  query: string;
+  server: 'api' | 'codeload';
+}
+
+export interface FakeGitHub {
+  apiUrl: string;
+  codeloadUrl: string;
+  addRepo(owner: string, name: string, repo: GitRepo, opts?: { defaultBranch?: string }): void;
+  /** Every status created, in arrival order. */
+  statuses: RecordedStatus[];
+  statusesFor(sha: string): RecordedStatus[];
+  requests: RecordedRequest[];
+  /** Webhooks per repository, keyed "owner/name" as given to addRepo. */
+  hooks: Map<string, Hook[]>;
+  /** The next requests matching `match` get `responses`, one each, in order; then normal service resumes. */
+  failNext(match: { method?: string; pathIncludes: string }, ...responses: FakeResponse[]): void;
+  close(): Promise<void>;
+}
+
+interface RepoEntry {
+  owner: string;
+  name: string;
+  key: string;
+  id: number;
+  repo: GitRepo;
+  defaultBranch: string;
+}
+
+interface Ctx {
+  req: IncomingMessage;
+  res: ServerResponse;
+  url: URL;
+  /** Decoded path segments. */
+  segments: string[];
+}
+
+const execFileAsync = promisify(execFile);
+const DOCS = 'https://docs.github.com/rest';
+const STATUS_STATES = ['pending', 'success', 'error', 'failure'];
+/** Above this GitHub stops inlining file content in the JSON representation. */
+const INLINE_CONTENT_LIMIT = 1024 * 1024;
+
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    readonly body: Record<string, unknown>,
+  ) {
+    super(String(body.message));
+  }
+}
+
+const notFound = () => new HttpError(404, { message: 'Not Found', documentation_url: DOCS, status: '404' });
+const validationFailed = (errors: Record<string, unknown>[]) =>
+  new HttpError(422, { message: 'Validation Failed', errors, documentation_url: DOCS, status: '422' });
+
+// ---------------------------------------------------------------- git access
+
+/** Runs git read-only against a repo and returns stdout as a Buffer. */
+async function gitBuf(dir: string, args: string[]): Promise<Buffer> {
+  const { stdout } = await execFileAsync('git', ['-C', dir, ...args], {
+    env: { ...gitEnv, GIT_LITERAL_PATHSPECS: '1' },
+    encoding: 'buffer',
+    maxBuffer: 512 * 1024 * 1024,
+  });
+  return stdout;
+}
+
+/** Full sha of the commit `ref` names (branch, tag, full or short sha), or null. */
+async function resolveCommit(dir: string, ref: string): Promise<string | null> {
+  // A leading '-' would be read as an option; NUL and newlines can't be in a ref.
+  if (ref === '' || ref.startsWith('-') || /[\0\n]/.test(ref)) return null;
+  try {
+    return (await gitBuf(dir, ['rev-parse', '--verify', '--quiet', `${ref}^{commit}`])).toString().trim() || null;
+  } catch {
+    return null;
+  }
+}
+
+interface TreeEntry {
+  mode: string;
+  type: 'blob' | 'tree' | 'commit';
+  oid: string;
+  size: number;
+  path: string;
+}
+
+/** `git ls-tree -l`, parsed. With `dirPath` ending in '/', lists that directory's children. */
+async function lsTree(dir: string, sha: string, dirPath?: string): Promise<TreeEntry[]> {
+  const args = ['ls-tree', '-z', '-l', '--full-tree', sha];
+  if (dirPath) args.push('--', dirPath);
+  const out = (await gitBuf(dir, args)).toString('utf8');
+  return out
+    .split('\0')
+    .filter(Boolean)
+    .map((line) => {
+      const tab = line.indexOf('\t');
+      const [mode, type, oid, size] = line.slice(0, tab).split(/ +/);
+      return { mode, type: type as TreeEntry['type'], oid, size: size === '-' ? 0 : Number(size), path: line.slice(tab + 1) };
+    });
+}
+
+// ---------------------------------------------------------------- responses
+
+function requestId(): string {
+  const hex = (n: number) => randomBytes(n).toString('hex').toUpperCase();
+  return `${hex(2)}:${hex(2)}:${hex(3)}:${hex(3)}:${hex(4)}`;
+}
+
+/** Headers GitHub puts on every API answer; clients read them for rate limiting. */
+function apiHeaders(): Record<string, string> {
+  return {
+    'x-github-request-id': requestId(),
+    'x-github-api-version-selected': '2022-11-28',
+    'x-ratelimit-limit': '5000',
+    'x-ratelimit-remaining': '4999',
+    'x-ratelimit-reset': String(Math.floor(Date.now() / 1000) + 3600),
+    'x-ratelimit-used': '1',
+    'x-ratelimit-resource': 'core',
+  };
+}
+
+function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  let payload: Buffer | undefined;
+  const out: Record<string, string> = { ...headers };
+  if (body === undefined || body === null) {
+    payload = undefined;
+  } else if (Buffer.isBuffer(body)) {
+    payload = body;
+  } else if (typeof body === 'string') {
+    payload = Buffer.from(body);
+  } else {
+    payload = Buffer.from(JSON.stringify(body));
+    out['content-type'] ??= 'application/json; charset=utf-8';
+  }
+  out['content-length'] = String(payload?.length ?? 0);
+  res.writeHead(status, out);
+  res.end(payload);
+}
+
+async function readJsonBody(req: IncomingMessage): Promise<Record<string, unknown>> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of req) chunks.push(chunk as Buffer);
+  const text = Buffer.concat(chunks).toString('utf8');
+  if (text.trim() === '') return {};
+  try {
+    const parsed: unknown = JSON.parse(text);
+    if (parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed)) return parsed as Record<string, unknown>;
+  } catch {
+    // fall through to GitHub's answer for unparsable bodies
+  }
+  throw new HttpError(400, { message: 'Problems parsing JSON', documentation_url: DOCS, status: '400' });
+}
+
+/** Base64 the way GitHub (Ruby's Base64.encode64) does: a newline after every 60 characters. */
+function githubBase64(data: Buffer): string {
+  const b64 = data.toString('base64');
+  return b64.replace(/.{1,60}/g, '$&\n');
+}
+
+const now = () => new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
+
+// ---------------------------------------------------------------- server
+
+export async function startFakeGitHub(opts: { token: string }): Promise<FakeGitHub> {
+  const repos = new Map<string, RepoEntry>(); // key: lower-cased "owner/name" (GitHub names are case-insensitive)
+  const statuses: RecordedStatus[] = [];
+  const requests: RecordedRequest[] = [];
+  const hooks = new Map<string, Hook[]>();
+  const canned: { method?: string; pathIncludes: string; responses: FakeResponse[] }[] = [];
+  const children = new Set<ChildProcess>();
+  let nextRepoId = 1296269;
+  let nextStatusId = 1;
+  let nextHookId = 1;
+
+  const apiServer = createServer();
+  const codeloadServer = createServer();
+  const apiUrl = await listen(apiServer);
+  const codeloadUrl = await listen(codeloadServer);
+
+  const repoApiUrl = (r: RepoEntry) => `${apiUrl}/repos/${r.owner}/${r.name}`;
+  const repoHtmlUrl = (r: RepoEntry) => `https://github.com/${r.owner}/${r.name}`;
+
+  /** Records the request and answers it with a queued canned response if one matches. */
+  function intercept(ctx: Ctx, server: RecordedRequest['server']): boolean {
+    const path = ctx.segments.length ? `/${ctx.segments.join('/')}` : ctx.url.pathname;
+    requests.push({ method: ctx.req.method ?? 'GET', path, query: ctx.url.search, server });
+    const rule = canned.find(
+      (c) =>
+        (!c.method || c.method.toUpperCase() === ctx.req.method) &&
+        (path.includes(c.pathIncludes) || (ctx.req.url ?? '').includes(c.pathIncludes)),
+    );
+    if (!rule) return false;
+    const response = rule.responses.shift()!;
+    if (rule.responses.length === 0) canned.splice(canned.indexOf(rule), 1);
+    send(ctx.res, response.status, response.body, { 'x-github-request-id': requestId(), ...response.headers });
+    return true;
+  }
+
+  function findRepo(owner: string, name: string): RepoEntry {
+    const entry = repos.get(`${owner}/${name}`.toLowerCase());
+    if (!entry) throw notFound();
+    return entry;
+  }
+
+  // ------------------------------------------------------------ API routes
+
+  function repoJson(r: RepoEntry) {
+    return {
+      id: r.id,
+      node_id: Buffer.from(`010:Repository${r.id}`).toString('base64'),
+      name: r.name,
+      full_name: `${r.owner}/${r.name}`,
+      private: false,
+      owner: { login: r.owner, id: r.id + 1, type: 'User', html_url: `https://github.com/${r.owner}` },
+      html_url: repoHtmlUrl(r),
+      description: null,
+      fork: false,
+      url: repoApiUrl(r),
+      clone_url: `${repoHtmlUrl(r)}.git`,
+      default_branch: r.defaultBranch,
+      visibility: 'public',
+      archived: false,
+      disabled: false,
+      permissions: { admin: true, maintain: true, push: true, triage: true, pull: true },
+    };
+  }
+
+  function contentLinks(r: RepoEntry, e: TreeEntry, ref: string) {
+    const self = `${repoApiUrl(r)}/contents/${e.path}?ref=${encodeURIComponent(ref)}`;
+    const kind = e.type === 'tree' ? 'trees' : 'blobs';
+    const git = `${repoApiUrl(r)}/git/${kind}/${e.oid}`;
+    const html = `${repoHtmlUrl(r)}/${e.type === 'tree' ? 'tree' : 'blob'}/${ref}/${e.path}`;
+    return { url: self, html_url: html, git_url: git, _links: { self, git, html } };
+  }
+
+  function entryJson(r: RepoEntry, e: TreeEntry, ref: string) {
+    const type = e.type === 'tree' ? 'dir' : e.type === 'commit' ? 'submodule' : e.mode === '120000' ? 'symlink' : 'file';
+    const download_url =
+      e.type === 'blob' ? `https://raw.githubusercontent.com/${r.owner}/${r.name}/${ref}/${e.path}` : null;
+    return {
+      type,
+      size: e.size,
+      name: e.path.split('/').pop()!,
+      path: e.path,
+      sha: e.oid,
+      download_url,
+      ...contentLinks(r, e, ref),
+    };
+  }
+
+  async function getContents(ctx: Ctx, r: RepoEntry, rawPath: string): Promise<void> {
+    const ref = ctx.url.searchParams.get('ref') || r.defaultBranch;
+    const sha = await resolveCommit(r.repo.dir, ref);
+    if (!sha) throw new HttpError(404, { message: `No commit found for the ref ${ref}`, documentation_url: DOCS, status: '404' });
+    const path = rawPath.replace(/^\/+|\/+$/g, '');
+    if (path.split('/').some((s) => s === '..' || s === '.')) throw notFound();
+
+    const accept = ctx.req.headers.accept ?? '';
+    const rawType = /application\/vnd\.github(?:\.v3)?\.raw(?:\+json)?/.exec(accept)?.[0];
+
+    let entry: TreeEntry | undefined;
+    if (path !== '') {
+      entry = (await lsTree(r.repo.dir, sha, path)).find((e) => e.path === path);
+      if (!entry) throw notFound();
+    }
+    if (!entry || entry.type === 'tree') {
+      // Directories are always listed as JSON, whatever media type was asked for.
+      const children = await lsTree(r.repo.dir, sha, path === '' ? undefined : `${path}/`);
+      send(ctx.res, 200, children.map((e) => entryJson(r, e, ref)), { ...apiHeaders(), 'x-github-media-type': 'github.v3; format=json' });
+      return;
+    }
+    if (entry.type === 'commit') {
+      send(ctx.res, 200, { ...entryJson(r, entry, ref), submodule_git_url: null }, apiHeaders());
+      return;
+    }
+    const data = await gitBuf(r.repo.dir, ['cat-file', 'blob', entry.oid]);
+    if (rawType) {
+      // GitHub echoes the requested media type with charset=utf-8 even for
+      // binary files; @octokit/request therefore decodes raw bodies as text.
+      send(ctx.res, 200, data, {
+        ...apiHeaders(),
+        'content-type': `${rawType}; charset=utf-8`,
+        'x-github-media-type': 'github.v3; param=raw',
+      });
+      return;
+    }
+    const inline = data.length <= INLINE_CONTENT_LIMIT;
+    const body: Record<string, unknown> = {
+      ...entryJson(r, entry, ref),
+      content: inline ? githubBase64(data) : '',
+      encoding: inline ? 'base64' : 'none',
+    };
+    if (entry.mode === '120000') body.target = data.toString('utf8');
+    send(ctx.res, 200, body, { ...apiHeaders(), 'x-github-media-type': 'github.v3; format=json' });
+  }
+
+  async function redirectToArchive(ctx: Ctx, r: RepoEntry, kind: 'tar.gz' | 'zip', ref: string): Promise<void> {
+    const sha = await resolveCommit(r.repo.dir, ref || r.defaultBranch);
+    if (!sha) throw notFound();
+    // GitHub's Location carries a short-lived token for private repos; this fake's codeload needs none.
+    send(ctx.res, 302, '', {
+      ...apiHeaders(),
+      'content-type': 'text/html;charset=utf-8',
+      location: `${codeloadUrl}/${r.owner}/${r.name}/legacy.${kind}/${sha}`,
+    });
+  }
+
+  async function getCommit(ctx: Ctx, r: RepoEntry, ref: string): Promise<void> {
+    const sha = await resolveCommit(r.repo.dir, ref);
+    if (!sha) throw new HttpError(422, { message: `No commit found for SHA: ${ref}`, documentation_url: DOCS, status: '422' });
+    if ((ctx.req.headers.accept ?? '').includes('application/vnd.github.sha')) {
+      send(ctx.res, 200, sha, { ...apiHeaders(), 'content-type': 'application/vnd.github.sha; charset=utf-8' });
+      return;
+    }
+    const fields = (await gitBuf(r.repo.dir, ['show', '-s', '--format=%H%x00%T%x00%P%x00%an%x00%ae%x00%aI%x00%cn%x00%ce%x00%cI%x00%B', sha]))
+      .toString('utf8')
+      .split('\0');
+    const [, tree, parents, an, ae, ad, cn, ce, cd, message] = fields;
+    send(
+      ctx.res,
+      200,
+      {
+        sha,
+        node_id: Buffer.from(`04:Commit${sha}`).toString('base64'),
+        url: `${repoApiUrl(r)}/commits/${sha}`,
+        html_url: `${repoHtmlUrl(r)}/commit/${sha}`,
+        commit: {
+          author: { name: an, email: ae, date: ad },
+          committer: { name: cn, email: ce, date: cd },
+          message: message.replace(/\n+$/, ''),
+          tree: { sha: tree, url: `${repoApiUrl(r)}/git/trees/${tree}` },
+          comment_count: 0,
+        },
+        author: null,
+        committer: null,
+        parents: parents
+          .split(' ')
+          .filter(Boolean)
+          .map((p) => ({ sha: p, url: `${repoApiUrl(r)}/commits/${p}`, html_url: `${repoHtmlUrl(r)}/commit/${p}` })),
+      },
+      apiHeaders(),
+    );
+  }
+
+  function statusJson(r: RepoEntry, s: RecordedStatus) {
+    return {
+      url: `${repoApiUrl(r)}/statuses/${s.sha}`,
+      avatar_url: 'https://avatars.githubusercontent.com/oa/4808451?v=4',
+      id: s.id,
+      node_id: Buffer.from(`012:StatusContext${s.id}`).toString('base64'),
+      state: s.state,
+      description: s.description,
+      target_url: s.target_url,
+      context: s.context,
+      created_at: s.created_at,
+      updated_at: s.created_at,
+      creator: { login: 'dockhook-bot', id: 1, type: 'User' },
+    };
+  }
+
+  async function createStatus(ctx: Ctx, r: RepoEntry, shaParam: string): Promise<void> {
+    const body = await readJsonBody(ctx.req);
+    if (body.state === undefined) {
+      throw new HttpError(422, { message: 'Invalid request.\n\n"state" wasn\'t supplied.', documentation_url: DOCS, status: '422' });
+    }
+    if (typeof body.state !== 'string' || !STATUS_STATES.includes(body.state)) {
+      throw validationFailed([{ resource: 'Status', code: 'custom', field: 'state', message: 'state is not included in the list' }]);
+    }
+    const description = body.description === undefined || body.description === null ? null : String(body.description);
+    // GitHub counts characters, not UTF-16 units or bytes.
+    if (description !== null && Array.from(description).length > 140) {
+      throw validationFailed([
+        { resource: 'Status', code: 'custom', field: 'description', message: 'description is too long (maximum is 140 characters)' },
+      ]);
+    }
+    const sha = await resolveCommit(r.repo.dir, shaParam);
+    if (!sha) throw new HttpError(422, { message: `No commit found for SHA: ${shaParam}`, documentation_url: DOCS, status: '422' });
+    const status: RecordedStatus = {
+      owner: r.owner,
+      repo: r.name,
+      sha,
+      state: body.state,
+      context: typeof body.context === 'string' && body.context !== '' ? body.context : 'default',
+      description,
+      target_url: typeof body.target_url === 'string' ? body.target_url : null,
+      id: nextStatusId++,
+      created_at: now(),
+    };
+    statuses.push(status);
+    send(ctx.res, 201, statusJson(r, status), { ...apiHeaders(), location: `${repoApiUrl(r)}/statuses/${sha}` });
+  }
+
+  async function statusesForRef(r: RepoEntry, ref: string): Promise<{ sha: string | null; list: RecordedStatus[] }> {
+    const sha = await resolveCommit(r.repo.dir, ref);
+    const list = statuses.filter((s) => s.sha === sha && s.owner === r.owner && s.repo === r.name).reverse(); // newest first
+    return { sha, list };
+  }
+
+  async function listStatuses(ctx: Ctx, r: RepoEntry, ref: string): Promise<void> {
+    const { list } = await statusesForRef(r, ref);
+    send(ctx.res, 200, list.map((s) => statusJson(r, s)), apiHeaders());
+  }
+
+  async function combinedStatus(ctx: Ctx, r: RepoEntry, ref: string): Promise<void> {
+    const { sha, list } = await statusesForRef(r, ref);
+    if (!sha) throw new HttpError(422, { message: `No commit found for SHA: ${ref}`, documentation_url: DOCS, status: '422' });
+    // `list` is newest first, so the first status seen per context is its current one.
+    const seen = new Set<string>();
+    const perContext = list.filter((s) => (seen.has(s.context) ? false : (seen.add(s.context), true)));
+    const states = perContext.map((s) => s.state);
+    const state = states.some((s) => s === 'error' || s === 'failure')
+      ? 'failure'
+      : states.length > 0 && states.every((s) => s === 'success')
+        ? 'success'
+        : 'pending';
+    send(
+      ctx.res,
+      200,
+      { state, statuses: perContext.map((s) => statusJson(r, s)), sha, total_count: perContext.length, repository: repoJson(r) },
+      apiHeaders(),
+    );
+  }
+
+  // ------------------------------------------------------------ webhooks
+
+  function hooksOf(r: RepoEntry): Hook[] {
+    let list = hooks.get(r.key);
+    if (!list) hooks.set(r.key, (list = []));
+    return list;
+  }
+
+  function maskedConfig(c: HookConfig) {
+    const { secret, ...rest } = c;
+    return secret ? { ...rest, secret: '********' } : rest;
+  }
+
+  function hookJson(r: RepoEntry, h: Hook) {
+    const url = `${repoApiUrl(r)}/hooks/${h.id}`;
+    return {
+      type: 'Repository',
+      id: h.id,
+      name: h.name,
+      active: h.active,
+      events: h.events,
+      config: maskedConfig(h.config),
+      updated_at: h.updated_at,
+      created_at: h.created_at,
+      url,
+      test_url: `${url}/test`,
+      ping_url: `${url}/pings`,
+      deliveries_url: `${url}/deliveries`,
+      last_response: { code: null, status: 'unused', message: null },
+    };
+  }
+
+  /** Merges the documented config fields of `input` over `base`. */
+  function mergeConfig(base: HookConfig, input: unknown): HookConfig {
+    const c = (input ?? {}) as Record<string, unknown>;
+    const out: HookConfig = { ...base };
+    if (typeof c.url === 'string') out.url = c.url;
+    if (c.content_type === 'json' || c.content_type === 'form') out.content_type = c.content_type;
+    if (c.insecure_ssl !== undefined) out.insecure_ssl = String(c.insecure_ssl);
+    if (typeof c.secret === 'string') out.secret = c.secret;
+    return out;
+  }
+
+  function checkHookUrl(r: RepoEntry, config: HookConfig, self?: Hook): void {
+    if (!config.url) throw validationFailed([{ resource: 'Hook', code: 'custom', message: 'Config must contain URL.' }]);
+    if (hooksOf(r).some((h) => h !== self && h.config.url === config.url)) {
+      throw validationFailed([{ resource: 'Hook', code: 'custom', message: 'Hook already exists on this repository' }]);
+    }
+  }
+
+  async function createHook(ctx: Ctx, r: RepoEntry): Promise<void> {
+    const body = await readJsonBody(ctx.req);
+    if (body.name !== undefined && body.name !== 'web') {
+      throw validationFailed([{ resource: 'Hook', code: 'custom', field: 'name', message: 'name is not a valid hook name' }]);
+    }
+    const config = mergeConfig({ url: '', content_type: 'form', insecure_ssl: '0' }, body.config);
+    checkHookUrl(r, config);
+    const stamp = now();
+    const hook: Hook = {
+      id: nextHookId++,
+      name: 'web',
+      active: body.active === undefined ? true : Boolean(body.active),
+      events: Array.isArray(body.events) ? body.events.map(String) : ['push'],
+      config,
+      created_at: stamp,
+      updated_at: stamp,
+    };
+    hooksOf(r).push(hook);
+    send(ctx.res, 201, hookJson(r, hook), { ...apiHeaders(), location: `${repoApiUrl(r)}/hooks/${hook.id}` });
+  }
+
+  function findHook(r: RepoEntry, id: string): Hook {
+    const hook = hooksOf(r).find((h) => String(h.id) === id);
+    if (!hook) throw notFound();
+    return hook;
+  }
+
+  async function updateHook(ctx: Ctx, r: RepoEntry, hook: Hook): Promise<void> {
+    const body = await readJsonBody(ctx.req);
+    if (body.config !== undefined) {
+      // Documented: PATCH /hooks/:id replaces config, so a secret not sent again is dropped.
+      const config = mergeConfig({ url: '', content_type: 'form', insecure_ssl: '0' }, body.config);
+      checkHookUrl(r, config, hook);
+      hook.config = config;
+    }
+    if (Array.isArray(body.events)) hook.events = body.events.map(String);
+    if (Array.isArray(body.add_events)) hook.events = [...new Set([...hook.events, ...body.add_events.map(String)])];
+    if (Array.isArray(body.remove_events)) hook.events = hook.events.filter((e) => !(body.remove_events as unknown[]).includes(e));
+    if (body.active !== undefined) hook.active = Boolean(body.active);
+    hook.updated_at = now();
+    send(ctx.res, 200, hookJson(r, hook), apiHeaders());
+  }
+
+  async function updateHookConfig(ctx: Ctx, r: RepoEntry, hook: Hook): Promise<void> {
+    const body = await readJsonBody(ctx.req);
+    // PATCH /hooks/:id/config changes only the fields sent.
+    const config = mergeConfig(hook.config, body);
+    checkHookUrl(r, config, hook);
+    hook.config = config;
+    hook.updated_at = now();
+    send(ctx.res, 200, maskedConfig(hook.config), apiHeaders());
+  }
+
+  async function hookRoutes(ctx: Ctx, r: RepoEntry, rest: string[]): Promise<void> {
+    const method = ctx.req.method;
+    if (rest.length === 0) {
+      if (method === 'GET') return send(ctx.res, 200, hooksOf(r).map((h) => hookJson(r, h)), apiHeaders());
+      if (method === 'POST') return createHook(ctx, r);
+      throw notFound();
+    }
+    const hook = findHook(r, rest[0]);
+    const sub = rest.slice(1).join('/');
+    if (sub === '' && method === 'GET') return send(ctx.res, 200, hookJson(r, hook), apiHeaders());
+    if (sub === '' && method === 'PATCH') return updateHook(ctx, r, hook);
+    if (sub === '' && method === 'DELETE') {
+      hooksOf(r).splice(hooksOf(r).indexOf(hook), 1);
+      return send(ctx.res, 204, undefined, apiHeaders());
+    }
+    if (sub === 'config' && method === 'GET') return send(ctx.res, 200, maskedConfig(hook.config), apiHeaders());
+    if (sub === 'config' && method === 'PATCH') return updateHookConfig(ctx, r, hook);
+    // Pings and tests are accepted but not delivered: tests post deliveries themselves.
+    if ((sub === 'pings' || sub === 'tests') && method === 'POST') return send(ctx.res, 204, undefined, apiHeaders());
+    throw notFound();
+  }
+
+  // ------------------------------------------------------------ dispatch
+
+  async function repoRoutes(ctx: Ctx, r: RepoEntry, rest: string[]): Promise<void> {
+    const method = ctx.req.method;
+    const [head, ...tail] = rest;
+    const joined = tail.join('/');
+    if (head === undefined && method === 'GET') return send(ctx.res, 200, repoJson(r), apiHeaders());
+    if (head === 'contents' && method === 'GET') return getContents(ctx, r, joined);
+    if (head === 'tarball' && method === 'GET') return redirectToArchive(ctx, r, 'tar.gz', joined);
+    if (head === 'zipball' && method === 'GET') return redirectToArchive(ctx, r, 'zip', joined);
+    if (head === 'commits' && method === 'GET' && tail.length > 0) {
+      const last = tail[tail.length - 1];
+      const ref = tail.slice(0, -1).join('/');
+      if (last === 'statuses' && ref) return listStatuses(ctx, r, ref);
+      if (last === 'status' && ref) return combinedStatus(ctx, r, ref);
+      return getCommit(ctx, r, joined);
+    }
+    if (head === 'statuses' && tail.length > 0) {
+      if (method === 'POST') return createStatus(ctx, r, joined);
+      if (method === 'GET') return listStatuses(ctx, r, joined);
+    }
+    if (head === 'hooks') return hookRoutes(ctx, r, tail);
+    throw notFound();
+  }
+
+  async function handleApi(ctx: Ctx): Promise<void> {
+    if (intercept(ctx, 'api')) return;
+    const auth = /^(?:token|bearer)\s+(.+)$/i.exec(ctx.req.headers.authorization ?? '');
+    if (!auth || auth[1].trim() !== opts.token) {
+      throw new HttpError(401, { message: 'Bad credentials', documentation_url: DOCS });
+    }
+    const [first, ...rest] = ctx.segments;
+    if (first === 'user' && rest.length === 0 && ctx.req.method === 'GET') {
+      return send(ctx.res, 200, { login: 'dockhook-bot', id: 1, type: 'User', html_url: 'https://github.com/dockhook-bot' }, {
+        ...apiHeaders(),
+        'x-oauth-scopes': 'repo',
+        'x-accepted-oauth-scopes': '',
+      });
+    }
+    if (first === 'rate_limit' && rest.length === 0 && ctx.req.method === 'GET') {
+      const reset = Math.floor(Date.now() / 1000) + 3600;
+      const core = { limit: 5000, remaining: 4999, reset, used: 1, resource: 'core' };
+      const search = { limit: 30, remaining: 30, reset, used: 0, resource: 'search' };
+      const graphql = { limit: 5000, remaining: 5000, reset, used: 0, resource: 'graphql' };
+      return send(ctx.res, 200, { resources: { core, search, graphql }, rate: core }, apiHeaders());
+    }
+    if (first === 'repos' && rest.length >= 2) return repoRoutes(ctx, findRepo(rest[0], rest[1]), rest.slice(2));
+    throw notFound();
+  }
+
+  async function handleCodeload(ctx: Ctx): Promise<void> {
+    if (intercept(ctx, 'codeload')) return;
+    const [owner, name, kind, ...refParts] = ctx.segments;
+    const entry = owner && name ? repos.get(`${owner}/${name}`.toLowerCase()) : undefined;
+    const format = kind === 'legacy.tar.gz' ? 'tar.gz' : kind === 'legacy.zip' ? 'zip' : undefined;
+    const sha = entry && format ? await resolveCommit(entry.repo.dir, refParts.join('/')) : null;
+    if (!entry || !format || !sha) return send(ctx.res, 404, '404: Not Found', { 'content-type': 'text/plain; charset=utf-8' });
+
+    const prefix = `${entry.owner}-${entry.name}-${sha.slice(0, 7)}`;
+    ctx.res.writeHead(200, {
+      'content-type': format === 'tar.gz' ? 'application/x-gzip' : 'application/zip',
+      'content-disposition': `attachment; filename=${prefix}.${format}`,
+      'x-github-request-id': requestId(),
+    });
+    if (ctx.req.method === 'HEAD') return void ctx.res.end();
+    // git archive writes a pax global header holding the commit id, as GitHub's tarballs do.
+    const child = spawn('git', ['-C', entry.repo.dir, 'archive', `--format=${format}`, `--prefix=${prefix}/`, sha], {
+      env: gitEnv,
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
+    children.add(child);
+    child.stdout!.pipe(ctx.res);
+    child.on('close', (code) => {
+      children.delete(child);
+      if (code !== 0) ctx.res.destroy(); // truncated body, not a silently short archive
+    });
+    ctx.res.on('close', () => {
+      if (child.exitCode === null) child.kill();
+    });
+  }
+
+  function mount(server: Server, handler: (ctx: Ctx) => Promise<void>): void {
+    server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+      const url = new URL(req.url ?? '/', 'http://fake.invalid');
+      let segments: string[];
+      try {
+        segments = url.pathname.split('/').filter(Boolean).map(decodeURIComponent);
+      } catch {
+        send(res, 400, { message: 'Bad Request' });
+        return;
+      }
+      handler({ req, res, url, segments }).catch((err: unknown) => {
+        if (res.headersSent) return void res.destroy();
+        if (err instanceof HttpError) return send(res, err.status, err.body, apiHeaders());
+        send(res, 500, { message: `fake-github: ${err instanceof Error ? err.message : String(err)}` });
+      });
+    });
+  }
+
+  mount(apiServer, handleApi);
+  mount(codeloadServer, handleCodeload);
+
+  return {
+    apiUrl,
+    codeloadUrl,
+    statuses,
+    requests,
+    hooks,
+    addRepo(owner, name, repo, addOpts = {}) {
+      const key = `${owner}/${name}`;
+      const previous = repos.get(key.toLowerCase());
+      repos.set(key.toLowerCase(), {
+        owner,
+        name,
+        key,
+        id: previous?.id ?? nextRepoId++,
+        repo,
+        defaultBranch: addOpts.defaultBranch ?? repo.branch,
+      });
+      if (!hooks.has(key)) hooks.set(key, []);
+    },
+    statusesFor: (sha) => statuses.filter((s) => s.sha === sha),
+    failNext(match, ...responses) {
+      if (responses.length > 0) canned.push({ ...match, responses: [...responses] });
+    },
+    async close() {
+      for (const child of children) child.kill();
+      await Promise.all([closeServer(apiServer), closeServer(codeloadServer)]);
+    },
+  };
+}
+
+function listen(server: Server): Promise<string> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as AddressInfo;
+      resolve(`http://127.0.0.1:${port}`);
+    });
+  });
+}
+
+function closeServer(server: Server): Promise<void> {
+  return new Promise((resolve) => {
+    server.close(() => resolve());
+    // Keep-alive sockets from fetch/undici would otherwise hold close() open.
+    server.closeAllConnections();
+  });
+}
