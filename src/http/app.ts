@@ -42,6 +42,7 @@ export function createApp(deps: AppDeps): Express {
       isStopping: deps.isStopping,
     }),
   );
+  // Routers for /api and the pages go here, one line each.
   app.use(notFound);
   app.use(errorHandler(deps.log));
   return app;
