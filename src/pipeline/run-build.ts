@@ -9,7 +9,7 @@ import { imageTags, parseDockerInfo, SpecError, type BuildSpec } from '../spec.j
 import { buildImage } from './build.js';
 import { createBuildContext } from './context.js';
 import { pushImage, type RegistryAuth } from './push.js';
-import { openTarball, readRepoFile } from './source.js';
+import { assertRepoReadable, openTarball, readRepoFile } from './source.js';
 
 export interface PipelineSettings {
   registry: string;
@@ -37,6 +37,7 @@ async function readSpec(deps: PipelineDeps, build: BuildRecord): Promise<BuildSp
   const where = { owner: build.owner, repo: build.repo };
   const text = await readRepoFile(deps.octokit, where, 'dockerInfo.json', build.sha);
   if (text === undefined) {
+    await assertRepoReadable(deps.octokit, where);
     throw new BuildError(`dockerInfo.json not found at the root of ${build.owner}/${build.repo}@${short(build.sha)}; add {"service_name": "...", "version": "..."}`);
   }
   try {

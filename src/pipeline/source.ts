@@ -37,6 +37,21 @@ export async function readRepoFile(octokit: GitHubClient, where: Repo, path: str
 }
 
 /**
+ * GitHub answers 404 both for a missing file and for a repository the token
+ * cannot see; this tells the two apart so the failure says which.
+ */
+export async function assertRepoReadable(octokit: GitHubClient, where: Repo): Promise<void> {
+  try {
+    await octokit.rest.repos.get(where);
+  } catch (err) {
+    if (statusOf(err) === 404) {
+      throw new BuildError(`repository ${where.owner}/${where.repo} not found, or GITHUB_TOKEN cannot read it: give the token access to this repository`, { cause: err });
+    }
+    throw classifyGitHubError(err, 'reading the repository');
+  }
+}
+
+/**
  * The whole source tree at `sha` as GitHub's gzip tarball, as a stream. The API
  * answers with a redirect to codeload, which fetch follows (dropping the token,
  * as it must for another host); the body is never buffered.
