@@ -139,7 +139,12 @@ export class RegistryTransport {
    * (anonymous otherwise: public registries hand out pull tokens to anyone).
    */
   private async fetchToken(challenge: Challenge, scopeHint: string | undefined): Promise<CachedToken> {
-    const realm = new URL(challenge.params.realm);
+    let realm: URL;
+    try {
+      realm = new URL(challenge.params.realm);
+    } catch {
+      throw new RegistryError(502, 'registry asked for a token from a realm that is not a URL');
+    }
     if (challenge.params.service) realm.searchParams.set('service', challenge.params.service);
     // The registry's own scope is authoritative; it may list several, space-separated.
     for (const s of (challenge.params.scope ?? scopeHint ?? '').split(' ').filter(Boolean)) realm.searchParams.append('scope', s);

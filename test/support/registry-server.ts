@@ -1,6 +1,8 @@
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { X509Certificate, randomBytes, sign } from 'node:crypto';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer, type IncomingMessage } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -20,6 +22,12 @@ const READY_TIMEOUT_MS = 10_000;
 export interface TestRegistryOptions {
   /** htpasswd (Basic) auth with this single user. */
   auth?: { username: string; password: string };
+  /**
+   * With `auth`: token (Bearer) auth instead of htpasswd, through a small
+   * token service run in this process. The registry verifies its JWTs for
+   * real, against a throwaway certificate made with the openssl CLI.
+   */
+  tokenAuth?: boolean;
   /** storage.delete.enabled; default true. */
   deleteEnabled?: boolean;
 }
@@ -44,17 +52,19 @@ process.once('exit', () => {
 });
 
 export async function startRegistry(opts: TestRegistryOptions = {}): Promise<TestRegistry> {
+  if (opts.tokenAuth && !opts.auth) throw new Error('startRegistry: tokenAuth needs auth (the user the token service accepts)');
   const dir = await mkdtemp(join(tmpdir(), 'dockhook-registry-'));
   const configPath = join(dir, 'config.yml');
   let port = 0;
   let child: ChildProcess | undefined;
+  const tokens = opts.tokenAuth && opts.auth ? await startTokenService(dir, opts.auth) : undefined;
 
   const writeConfig = async (): Promise<void> => {
-    if (opts.auth) {
+    if (opts.auth && !tokens) {
       // The registry only accepts bcrypt entries in htpasswd files.
       await writeFile(join(dir, 'htpasswd'), `${opts.auth.username}:${bcrypt.hashSync(opts.auth.password, 4)}\n`);
     }
-    await writeFile(configPath, renderConfig(dir, port, opts));
+    await writeFile(configPath, renderConfig(dir, port, opts, tokens));
   };
 
   const launch = async (): Promise<void> => {
@@ -76,6 +86,7 @@ export async function startRegistry(opts: TestRegistryOptions = {}): Promise<Tes
       break;
     } catch (err) {
       if (attempt >= 3) {
+        await tokens?.close();
         await rm(dir, { recursive: true, force: true });
         throw err;
       }
@@ -92,12 +103,13 @@ export async function startRegistry(opts: TestRegistryOptions = {}): Promise<Tes
     },
     async close() {
       await stop();
+      await tokens?.close();
       await rm(dir, { recursive: true, force: true });
     },
   };
 }
 
-function renderConfig(dir: string, port: number, opts: TestRegistryOptions): string {
+function renderConfig(dir: string, port: number, opts: TestRegistryOptions, tokens?: TokenService): string {
   // JSON strings are valid YAML double-quoted scalars: no escaping surprises from temp paths.
   const q = (s: string) => JSON.stringify(s);
   const lines = [
@@ -116,10 +128,81 @@ function renderConfig(dir: string, port: number, opts: TestRegistryOptions): str
     // A fixed secret silences the "No HTTP secret provided" warning and keeps uploads valid across stop()/start().
     `  secret: ${q(randomBytes(16).toString('hex'))}`,
   ];
-  if (opts.auth) {
+  if (tokens) {
+    lines.push(
+      'auth:',
+      '  token:',
+      `    realm: ${q(tokens.realm)}`,
+      `    service: ${q(TOKEN_SERVICE)}`,
+      `    issuer: ${q(TOKEN_ISSUER)}`,
+      `    rootcertbundle: ${q(tokens.certPath)}`,
+    );
+  } else if (opts.auth) {
     lines.push('auth:', '  htpasswd:', '    realm: dockhook-test', `    path: ${q(join(dir, 'htpasswd'))}`);
   }
   return lines.join('\n') + '\n';
+}
+
+const TOKEN_SERVICE = 'dockhook-test';
+const TOKEN_ISSUER = 'dockhook-test-issuer';
+
+interface TokenService {
+  realm: string;
+  certPath: string;
+  close(): Promise<void>;
+}
+
+/**
+ * The token service side of distribution's token auth spec: checks Basic
+ * credentials and signs an RS256 JWT granting the scopes asked for. The
+ * certificate travels in the JWT's x5c header; the registry trusts it because
+ * it is the rootcertbundle. Anonymous callers get a token that grants nothing,
+ * as public token services do; wrong credentials get 401.
+ */
+async function startTokenService(dir: string, auth: { username: string; password: string }): Promise<TokenService> {
+  const keyPath = join(dir, 'token-key.pem');
+  const certPath = join(dir, 'token-cert.pem');
+  await execFileP('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', keyPath, '-out', certPath, '-days', '2', '-subj', '/CN=dockhook-test-token']);
+  const key = await readFile(keyPath, 'utf8');
+  const x5c = [new X509Certificate(await readFile(certPath)).raw.toString('base64')];
+
+  const server = createServer((req, res) => {
+    const given = basicCredentials(req);
+    if (given && (given.username !== auth.username || given.password !== auth.password)) {
+      res.writeHead(401, { 'www-authenticate': 'Basic realm="dockhook-test-token"' }).end();
+      return;
+    }
+    const scopes = given ? new URL(req.url ?? '/', 'http://token').searchParams.getAll('scope') : [];
+    const access = scopes.map((scope) => {
+      // type:name:actions; the name itself never holds a colon here (no registry host in it).
+      const [type, name, actions] = scope.split(':');
+      return { type, name, actions: (actions ?? '').split(',') };
+    });
+    const now = Math.floor(Date.now() / 1000);
+    const claims = { iss: TOKEN_ISSUER, sub: given?.username ?? '', aud: TOKEN_SERVICE, iat: now, nbf: now - 10, exp: now + 300, jti: randomBytes(8).toString('hex'), access };
+    const b64 = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url');
+    const unsigned = `${b64({ alg: 'RS256', typ: 'JWT', x5c })}.${b64(claims)}`;
+    const token = `${unsigned}.${sign('sha256', Buffer.from(unsigned), key).toString('base64url')}`;
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ token, expires_in: 300 }));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    realm: `http://127.0.0.1:${(server.address() as AddressInfo).port}/token`,
+    certPath,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+function basicCredentials(req: IncomingMessage): { username: string; password: string } | undefined {
+  const m = /^Basic (.+)$/i.exec(req.headers.authorization ?? '');
+  if (!m) return undefined;
+  const decoded = Buffer.from(m[1], 'base64').toString();
+  const colon = decoded.indexOf(':');
+  return { username: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
 }
 
 /** Spawns the registry and resolves once GET /v2/ answers 200 or 401; rejects with its output if it dies first. */
