@@ -42,7 +42,7 @@ export async function readRepoFile(octokit: GitHubClient, where: Repo, path: str
  */
 export async function assertRepoReadable(octokit: GitHubClient, where: Repo): Promise<void> {
   try {
-    await octokit.rest.repos.get(where);
+    await octokit.rest.repos.get({ owner: where.owner, repo: where.repo });
   } catch (err) {
     if (statusOf(err) === 404) {
       throw new BuildError(`repository ${where.owner}/${where.repo} not found, or GITHUB_TOKEN cannot read it: give the token access to this repository`, { cause: err });
