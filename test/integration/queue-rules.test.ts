@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { createRegistryClient } from '../../src/registry/client.js';
 import { mergedPullRequestPayload } from '../support/deliveries.js';
+import { startEngineProxy } from '../support/engine-proxy.js';
 import { docker, startHarness, type Harness } from '../support/harness.js';
 
 const OWNER = 'rules-org';
@@ -176,6 +177,25 @@ describe('registry outages and build timeouts', () => {
     } finally {
       await h.registry.start();
       await h.close();
+    }
+  });
+
+  it('a Docker engine that cannot be reached for a moment: the build is retried and succeeds', async () => {
+    const engine = await startEngineProxy();
+    const h = await startHarness({ dockerSocket: engine.socketPath, env: { RETRY_INITIAL_DELAY_SECONDS: '0.5', RETRY_WINDOW_SECONDS: '60' } });
+    try {
+      const repo = await h.createRepo(OWNER, 'engine-blip', repoFiles('engine-blip', '1.0.0'));
+      await engine.down();
+      const res = await h.merge(OWNER, 'engine-blip', repo.head());
+      await until('a retry to be scheduled', () => h.github.statusesFor(repo.head()).some((s) => /retrying.*Docker engine unreachable/.test(s.description ?? '')));
+      await engine.up();
+      const build = await h.waitForBuild(res.body.build);
+      assert.equal(build.state, 'succeeded', build.failure);
+      assert.ok(build.attempts >= 2);
+      assert.match(await h.service.logs.read(build.id), /attempt 1 failed: Docker engine unreachable while \w[\w ]* \((ENOENT|ECONNREFUSED)\): check DOCKER_HOST/);
+    } finally {
+      await h.close();
+      await engine.close();
     }
   });
 

@@ -3,6 +3,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import Docker from 'dockerode';
 import { pino } from 'pino';
 import { loadConfig, type Config } from '../../src/config.js';
 import { createLogger } from '../../src/log.js';
@@ -23,6 +24,8 @@ export interface HarnessOptions {
   registry?: TestRegistryOptions;
   /** Use this registry instead of starting one (closed by its owner). */
   sharedRegistry?: TestRegistry;
+  /** Reach the engine through this unix socket instead of the default one. */
+  dockerSocket?: string;
   /** Extra environment for loadConfig, e.g. { BUILD_CONCURRENCY: '1' }. */
   env?: Record<string, string>;
 }
@@ -69,7 +72,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
   const config = loadConfig(dockhookEnv(github, registry, dataDir, opts.env));
   const logFile = join(dataDir, 'dockhook.log');
   const log = createLogger(config.logLevel, pino.destination({ dest: logFile, sync: true }));
-  const service = await startService(config, { log });
+  const service = await startService(config, { log, docker: opts.dockerSocket ? new Docker({ socketPath: opts.dockerSocket }) : undefined });
   const repos: GitRepo[] = [];
 
   const harness: Harness = {
