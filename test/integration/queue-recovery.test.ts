@@ -12,6 +12,7 @@ import { spawnDockhook } from '../support/dockhook-process.js';
 import { startFakeGitHub, type FakeGitHub } from '../support/fake-github.js';
 import { createGitRepo, type GitRepo } from '../support/git-repo.js';
 import { dockhookEnv, SECRET, TOKEN } from '../support/harness.js';
+import { until } from '../support/wait.js';
 import { startRegistry, type TestRegistry } from '../support/registry-server.js';
 
 const OWNER = 'crash-org';
@@ -22,15 +23,6 @@ const slowRepo = (name: string, seconds: number) => ({
   'marker.txt': `${name} ${randomUUID()}\n`,
 });
 
-async function until<T>(what: string, probe: () => T | undefined | false, timeoutMs = 90_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 describe('nothing acknowledged is lost across a crash or a stop (real processes)', () => {
   let github: FakeGitHub;

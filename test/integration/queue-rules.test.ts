@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { createRegistryClient } from '../../src/registry/client.js';
 import { mergedPullRequestPayload } from '../support/deliveries.js';
+import { until } from '../support/wait.js';
 import { startEngineProxy } from '../support/engine-proxy.js';
 import { docker, startHarness, type Harness } from '../support/harness.js';
 
@@ -13,15 +14,6 @@ const repoFiles = (name: string, version: string, run = 'true') => ({
   'nonce.txt': randomUUID(),
 });
 
-async function until<T>(what: string, probe: () => T | undefined | false, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 describe('queue rules (real engine, real registry, real SQLite)', () => {
   let h: Harness;
