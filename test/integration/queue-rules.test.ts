@@ -2,7 +2,6 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { createRegistryClient } from '../../src/registry/client.js';
-import { mergedPullRequestPayload } from '../support/deliveries.js';
 import { until } from '../support/wait.js';
 import { startEngineProxy } from '../support/engine-proxy.js';
 import { docker, startHarness, type Harness } from '../support/harness.js';
