@@ -12,6 +12,7 @@ import { reportStatus } from './pipeline/status.js';
 import { BuildStore } from './queue/store.js';
 import { Worker } from './queue/worker.js';
 import { createRegistryClient, type RegistryClient } from './registry/client.js';
+import { retentionAfterSuccess } from './registry/retention-hook.js';
 import { createScrubber } from './secrets.js';
 
 export interface Service {
@@ -66,6 +67,8 @@ export async function startService(config: Config, options: ServiceOptions): Pro
         metrics.builds.inc({ outcome });
         metrics.buildDuration.observe(ms / 1000);
       },
+      // KEEP_VERSIONS unset: keep every version, so no hook at all.
+      afterSuccess: config.keepVersions ? retentionAfterSuccess({ registry, store, keep: config.keepVersions, log }) : undefined,
     },
     {
       concurrency: config.buildConcurrency,
@@ -121,6 +124,8 @@ export async function startService(config: Config, options: ServiceOptions): Pro
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeIdleConnections();
+        // A client that keeps a connection open (a log stream, a slow reader) must not hold the exit.
+        setTimeout(() => server.closeAllConnections(), 2000).unref();
       });
       store.close();
       log.info('stopped');

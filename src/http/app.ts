@@ -7,8 +7,12 @@ import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import type { BuildStore } from '../queue/store.js';
 import type { RegistryClient } from '../registry/client.js';
+import { buildsApiRouter } from './api-builds.js';
+import { imagesApiRouter } from './api-images.js';
+import { triggerApiRouter } from './api-trigger.js';
 import { errorHandler, notFound } from './error-handler.js';
 import { healthRouter } from './health.js';
+import { pagesRouter } from './pages.js';
 import { webhookRouter } from './webhook.js';
 
 export interface AppDeps {
@@ -43,6 +47,10 @@ export function createApp(deps: AppDeps): Express {
     }),
   );
   // Routers for /api and the pages go here, one line each.
+  app.use(triggerApiRouter(deps));
+  app.use(imagesApiRouter(deps));
+  app.use(buildsApiRouter(deps));
+  app.use(pagesRouter(deps));
   app.use(notFound);
   app.use(errorHandler(deps.log));
   return app;

@@ -14,6 +14,10 @@ function bodyParserAnswer(err: BodyParserError): AppError | undefined {
     return new AppError(413, 'payload too large: the limit is 25 MiB, as GitHub\'s own', { hint: 'GitHub never sends larger deliveries; check what is posting here' });
   }
   if (err.type === 'request.aborted') return new AppError(400, 'request aborted by the client before the body was complete');
+  // express answers an undecodable %-escape in the path with a URIError carrying status 400 but no `expose`.
+  if (err instanceof URIError || (err.status === 400 && err.message?.startsWith('Failed to decode param'))) {
+    return new AppError(400, 'the URL path has an invalid %-escape');
+  }
   if (typeof err.status === 'number' && err.status >= 400 && err.status < 500 && err.expose) return new AppError(err.status, err.message ?? 'bad request');
   return undefined;
 }

@@ -125,8 +125,8 @@ export class Worker {
       out.line(`succeeded: ${summary}`);
       log.info({ summary, ms: Date.now() - started }, 'build succeeded');
       await this.hooks.report(build, 'success', summary);
-      if (this.hooks.afterSuccess) await this.hooks.afterSuccess(build, out);
       outcome = 'succeeded';
+      await this.runAfterSuccess(build, out, log);
     } catch (err) {
       outcome = await this.handleFailure(build, controller, err, out, log);
     } finally {
@@ -134,6 +134,19 @@ export class Worker {
     }
     await out.close();
     this.hooks.finished?.(this.store.get(build.id) ?? build, outcome, Date.now() - started);
+  }
+
+  /** Housekeeping after a push (retention); the build is already a success, so nothing here may turn it into a failure. */
+  private async runAfterSuccess(build: BuildRecord, out: BuildLogWriter, log: Logger): Promise<void> {
+    if (!this.hooks.afterSuccess) return;
+    try {
+      await this.hooks.afterSuccess(build, out);
+    } catch (err) {
+      const note = this.scrub(`after the push: ${errorMessage(err)}`);
+      log.error({ err }, 'post-build step failed; the build stays a success');
+      out.line(note);
+      this.store.addNote(build.id, note);
+    }
   }
 
   private async handleFailure(build: BuildRecord, controller: AbortController, err: unknown, out: BuildLogWriter, log: Logger): Promise<BuildOutcome> {

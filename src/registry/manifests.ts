@@ -21,6 +21,8 @@ export const MEDIA_TYPES = {
 export const MANIFEST_ACCEPT = [MEDIA_TYPES.dockerManifest, MEDIA_TYPES.ociManifest, MEDIA_TYPES.dockerList, MEDIA_TYPES.ociIndex].join(', ');
 
 export const LABELS = {
+  // Read after the config's own `created`, so the label wins where present: it is the build time dockhook stamps.
+  created: 'org.opencontainers.image.created',
   revision: 'org.opencontainers.image.revision',
   version: 'org.opencontainers.image.version',
   source: 'org.opencontainers.image.source',

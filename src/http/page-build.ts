@@ -1,0 +1,66 @@
+import type { BuildView } from './build-view.js';
+import { html, safeUrl, type SafeHtml } from './html.js';
+import { splitStamp, withoutAnsi } from './log-lines.js';
+import { formatDuration, formatTime } from './page-format.js';
+
+/*
+ * Element ids here (state, failure, pull-list, f-*, log) are what
+ * assets/build-script.ts updates while the build runs: keep them in step.
+ */
+
+export function logLine(raw: string): SafeHtml {
+  const { at, text } = splitStamp(withoutAnsi(raw));
+  return html`<div class="ln">${at ? html`<span class="ts" title="${at}">${at.slice(11, 19)}</span>` : ''}<span class="tx">${text}</span></div>`;
+}
+
+function pullItems(b: BuildView): SafeHtml {
+  return html`${b.pushed.map(
+    (p, i) => html`<li><div class="pull-line"><code class="pull-cmd">${b.pull[i]}</code><button type="button" class="copy">Copy</button></div><div class="digest mono" title="digest of ${p.ref}">${p.digest}</div></li>`,
+  )}`;
+}
+
+const time = (iso: string | null) => (iso ? html`<time datetime="${iso}">${formatTime(iso)}</time>` : html`<span class="muted">—</span>`);
+
+function facts(b: BuildView): SafeHtml {
+  const pr = b.pullRequest;
+  return html`<dl class="facts">
+<dt>Repository</dt><dd><a href="${safeUrl(b.repository.url)}">${b.repository.fullName}</a></dd>
+<dt>Branch</dt><dd class="mono">${b.branch}</dd>
+<dt>Commit</dt><dd><a class="mono" href="${safeUrl(b.links.commit)}">${b.sha}</a></dd>
+<dt>Pull request</dt><dd>${pr ? html`<a href="${safeUrl(pr.url)}">#${pr.number}</a> ${pr.title}` : html`<span class="muted">none (${b.trigger})</span>`}</dd>
+<dt>Image</dt><dd class="mono" id="f-image">${b.image ? `${b.image}:${b.version ?? ''}` : html`<span class="muted">not known yet</span>`}</dd>
+<dt>Moved latest</dt><dd id="f-latest">${b.latest ? 'yes' : 'no'}</dd>
+<dt>Attempts</dt><dd id="f-attempts">${b.attempts}</dd>
+<dt>Created</dt><dd>${time(b.createdAt)}</dd>
+<dt>Started</dt><dd id="f-started">${time(b.startedAt)}</dd>
+<dt>Finished</dt><dd id="f-finished">${time(b.finishedAt)}</dd>
+<dt>Duration</dt><dd id="f-duration">${b.durationMs === null ? html`<span class="muted">—</span>` : formatDuration(b.durationMs)}</dd>
+${b.notes.length ? html`<dt>Notes</dt><dd><ul class="notes">${b.notes.map((n) => html`<li>${n}</li>`)}</ul></dd>` : ''}
+</dl>`;
+}
+
+export function renderBuildBody(b: BuildView, log: string[]): SafeHtml {
+  const pr = b.pullRequest;
+  const live = b.state === 'queued' || b.state === 'running';
+  return html`<div id="build" data-id="${b.id}" data-state="${b.state}" data-lines="${log.length}">
+<div class="heading"><h1>Build #${b.id}</h1><span class="badge badge-${b.state}" id="state">${b.state}</span></div>
+<p class="lead"><a href="${safeUrl(b.repository.url)}">${b.repository.fullName}</a>${pr ? html` · <a href="${safeUrl(pr.url)}">#${pr.number}</a> <span class="pr-title">${pr.title}</span>` : ''}</p>
+<div class="failure" id="failure"${b.failure ? '' : html` hidden`}><strong id="failure-label">${b.state === 'failed' ? 'Failed' : 'Last attempt failed'}:</strong> <span id="failure-text">${b.failure}</span></div>
+<section class="pull" id="pull"${b.pushed.length ? '' : html` hidden`}>
+<h2>Pull the image</h2>
+<ul class="pull-list" id="pull-list">${pullItems(b)}</ul>
+</section>
+${facts(b)}
+<section class="log-section">
+<div class="log-head"><h2>Log</h2><span class="muted" id="log-status">${live ? 'following live…' : ''}</span><a class="raw" href="/api/builds/${b.id}/log">raw</a></div>
+<div class="log" id="log">${log.map(logLine)}</div>
+<p class="muted log-empty" id="log-empty"${log.length ? html` hidden` : ''}>${b.state === 'queued' ? 'Waiting for the build to start.' : 'No output.'}</p>
+</section>
+</div>`;
+}
+
+export function renderNotFoundBody(idText: string): SafeHtml {
+  return html`<div class="heading"><h1>Build not found</h1></div>
+<p>There is no build <code>${idText}</code>. It may never have existed, or the data directory was reset.</p>
+<p><a href="/">← All builds</a></p>`;
+}

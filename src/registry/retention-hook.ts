@@ -1,0 +1,46 @@
+import type { BuildLogWriter } from '../build-logs.js';
+import { AppError, errorMessage } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { BuildRecord, BuildStore } from '../queue/store.js';
+import { applyRetention } from './apply-retention.js';
+import type { RegistryClient } from './client.js';
+
+export interface RetentionHookDeps {
+  registry: RegistryClient;
+  store: BuildStore;
+  keep: number;
+  log: Logger;
+}
+
+/**
+ * The worker's afterSuccess for KEEP_VERSIONS: prunes the image the build
+ * just pushed. Never throws: the worker would otherwise turn a pruning
+ * problem into a failed build of an image that was pushed fine. Problems go
+ * to the build log, the build's notes and dockhook's log instead.
+ */
+export function retentionAfterSuccess(deps: RetentionHookDeps): (build: BuildRecord, out: BuildLogWriter) => Promise<void> {
+  return async (build, out) => {
+    // The record the worker holds was read before the pipeline set the image name.
+    const image = deps.store.get(build.id)?.image;
+    if (!image) return;
+    const log = deps.log.child({ build: build.id, image, component: 'retention' });
+    const problem = (text: string) => {
+      out.line(`retention: ${text}`);
+      deps.store.addNote(build.id, `retention: ${text}`);
+      log.warn({ problem: text }, 'retention could not delete everything it planned to');
+    };
+    try {
+      const { plan, removed, failures } = await applyRetention(deps.registry, image, deps.keep);
+      out.line(
+        removed.length
+          ? `retention (KEEP_VERSIONS=${deps.keep}): deleted ${image}:${removed.join(', ')}; kept ${plan.keep.join(', ')}`
+          : `retention (KEEP_VERSIONS=${deps.keep}): nothing to delete in ${image}`,
+      );
+      if (removed.length) log.info({ removed, kept: plan.keep }, 'old versions deleted');
+      failures.forEach(problem);
+    } catch (err) {
+      const hint = err instanceof AppError && err.hint ? ` (${err.hint})` : '';
+      problem(`could not read the tags of ${image}: ${errorMessage(err)}${hint}`);
+    }
+  };
+}
