@@ -53,7 +53,14 @@ export async function startService(config: Config, options: ServiceOptions): Pro
     {
       run: async (build, signal, out) => {
         const result = await runPipeline(
-          { octokit, docker, registry, store, settings: { registry: config.registry, registryAuth: config.registryAuth, builder: config.builder } },
+          {
+            octokit,
+            docker,
+            registry,
+            store,
+            settings: { registry: config.registry, registryAuth: config.registryAuth, builder: config.builder },
+            observePush: (seconds) => metrics.pushDuration.observe(seconds),
+          },
           build,
           signal,
           { line: (text) => out.line(scrub(text)), close: () => out.close() },

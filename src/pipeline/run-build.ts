@@ -23,6 +23,8 @@ export interface PipelineDeps {
   registry: RegistryClient;
   store: BuildStore;
   settings: PipelineSettings;
+  /** Seconds one reference took to push (the push-duration histogram). */
+  observePush?: (seconds: number) => void;
 }
 
 export interface PipelineResult {
@@ -136,7 +138,9 @@ export async function runPipeline(deps: PipelineDeps, build: BuildRecord, signal
 
   for (const ref of refs) {
     out.line(`pushing ${ref}`);
+    const pushStarted = performance.now();
     const digest = await pushImage(deps.docker, ref, { registry: settings.registry, auth: settings.registryAuth, signal, onLine: (line) => out.line(line) });
+    deps.observePush?.((performance.now() - pushStarted) / 1000);
     const tag = ref.slice(repository.length + 1);
     deps.store.recordPush(build.id, { ref, tag, digest }, tag === 'latest');
     out.line(`pushed ${ref} ${digest}`);
