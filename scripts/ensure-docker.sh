@@ -10,10 +10,8 @@ need_pkgs=()
 command -v dockerd >/dev/null 2>&1 || docker version >/dev/null 2>&1 || need_pkgs+=(docker.io)
 command -v docker-registry >/dev/null 2>&1 || need_pkgs+=(docker-registry)
 [ -x /bin/busybox ] || command -v busybox >/dev/null 2>&1 || need_pkgs+=(busybox-static)
-if [ "${DOCKHOOK_SKIP_BROWSER:-}" != "1" ]; then
-  command -v chromium >/dev/null 2>&1 || need_pkgs+=(chromium)
-  command -v docker-compose >/dev/null 2>&1 || need_pkgs+=(docker-compose)
-fi
+command -v chromium >/dev/null 2>&1 || need_pkgs+=(chromium)
+command -v docker-compose >/dev/null 2>&1 || need_pkgs+=(docker-compose)
 
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then

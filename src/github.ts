@@ -29,7 +29,9 @@ export function createGitHubClient(options: GitHubClientOptions): GitHubClient {
       debug: () => {},
       info: () => {},
       warn: (message: string) => log.warn(message),
-      error: (message: string) => log.error(message),
+      // plugin-request-log reports every non-2xx here, expected 404s included (a repository without
+      // .dockerignore); the pipeline classifies and logs the failures that matter.
+      error: (message: string) => log.debug(message),
     },
     retry: { doNotRetry: [400, 401, 403, 404, 410, 422, 451] },
     throttle: {

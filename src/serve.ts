@@ -2,6 +2,7 @@ import 'dotenv/config';
 import { ConfigError, loadConfig } from './config.js';
 import { createLogger } from './log.js';
 import { startService } from './service.js';
+import { setUpWebhooks } from './webhook-setup.js';
 
 /** `npm start` and `dockhook serve`: configuration from the environment and .env, then serve until SIGTERM/SIGINT. */
 export async function serve(): Promise<void> {
@@ -17,6 +18,8 @@ export async function serve(): Promise<void> {
   }
   const log = createLogger(config.logLevel);
   const service = await startService(config, { log });
+  // In the background: /healthz must answer while the ngrok agent is still connecting. Never rejects.
+  void setUpWebhooks(config, service.octokit, log);
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals) => {
     signals += 1;

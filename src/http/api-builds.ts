@@ -53,19 +53,20 @@ function parseLogQuery(req: Request): LogQuery {
 export function buildsApiRouter(deps: BuildsApiDeps): Router {
   const router = Router();
   const read = requireApiToken({ apiToken: deps.config.apiToken, apiTokenReads: deps.config.apiTokenReads }, 'read');
-  const viewOptions = { registry: deps.config.registry, publicUrl: deps.config.publicUrl };
+  // Read per request: the public URL may be discovered from ngrok after start-up.
+  const viewOptions = () => ({ registry: deps.config.registry, publicUrl: deps.config.publicUrl });
 
   router.get('/api/builds', read, (req, res) => {
     const query = parseListQuery(req.query as Record<string, unknown>);
     const page = pageOfBuilds(deps.store, query, req.query.limit !== undefined);
     res.set('Cache-Control', 'no-cache');
-    res.json({ builds: page.builds.map((b) => toBuildView(b, viewOptions)), next: page.next === null ? null : `/api/builds?${page.next}` });
+    res.json({ builds: page.builds.map((b) => toBuildView(b, viewOptions())), next: page.next === null ? null : `/api/builds?${page.next}` });
   });
 
   router.get('/api/builds/:id', read, (req, res) => {
     const build = findBuild(deps.store, req.params.id as string);
     res.set('Cache-Control', 'no-cache');
-    res.json(toBuildView(build, viewOptions));
+    res.json(toBuildView(build, viewOptions()));
   });
 
   router.get('/api/builds/:id/log', read, async (req, res) => {

@@ -44,7 +44,8 @@ function webhookUrl(req: Request, publicUrl: string | undefined): string {
 export function pagesRouter(deps: PagesDeps): Router {
   const router = Router();
   const read = requireApiToken({ apiToken: deps.config.apiToken, apiTokenReads: deps.config.apiTokenReads }, 'read');
-  const viewOptions = { registry: deps.config.registry, publicUrl: deps.config.publicUrl };
+  // Read per request: the public URL may be discovered from ngrok after start-up.
+  const viewOptions = () => ({ registry: deps.config.registry, publicUrl: deps.config.publicUrl });
 
   router.get('/assets/:name', pageHeaders, (req, res, next) => {
     const asset = ASSETS[req.params.name as string];
@@ -63,7 +64,7 @@ export function pagesRouter(deps: PagesDeps): Router {
     }
     const page = pageOfBuilds(deps.store, query, req.query.limit !== undefined);
     const body = renderIndexBody({
-      builds: page.builds.map((b) => toBuildView(b, viewOptions)),
+      builds: page.builds.map((b) => toBuildView(b, viewOptions())),
       next: page.next,
       filters: { repo: query.repo, state: query.state },
       webhookUrl: webhookUrl(req, deps.config.publicUrl),
@@ -81,7 +82,7 @@ export function pagesRouter(deps: PagesDeps): Router {
       return;
     }
     const lines = completeLines(await deps.logs.read(build.id));
-    sendPage(res, 200, `Build #${build.id}`, renderBuildBody(toBuildView(build, viewOptions), lines), 'build.js');
+    sendPage(res, 200, `Build #${build.id}`, renderBuildBody(toBuildView(build, viewOptions()), lines), 'build.js');
   });
 
   return router;

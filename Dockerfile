@@ -1,0 +1,64 @@
+# dockhook's own image. Three stages: the build (dev dependencies, tsc →
+# dist/), the production node_modules (compiled here: better-sqlite3 is a
+# native module), and a runtime with neither compilers nor dev dependencies.
+#
+#   docker build -t dockhook .            (or: docker-compose build)
+#
+# The runtime runs as the non-root user `dockhook`. It builds images through
+# the host's engine, so it must be able to open /var/run/docker.sock, which
+# belongs to root and the host's `docker` group. That group's id differs from
+# host to host, so it is not baked in here: docker-compose.yml adds it with
+# `group_add: ["${DOCKER_GID:-999}"]`; put the host's id in .env as
+# DOCKER_GID (`stat -c %g /var/run/docker.sock` prints it). With plain
+# `docker run`: --group-add "$(stat -c %g /var/run/docker.sock)".
+# Whoever can use the socket is root on the host in all but name: run only
+# images you trust with it mounted.
+
+# 22 is the Node LTS this image is tested for; dockhook itself runs on >= 20.
+ARG NODE_VERSION=22
+
+FROM node:${NODE_VERSION}-slim AS base
+WORKDIR /app
+
+# Compilers for native modules (better-sqlite3, when no prebuilt binary fits).
+# nodedir points node-gyp at the headers that ship in the node image, so a
+# from-source build needs no download from nodejs.org.
+FROM base AS toolchain
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends python3 make g++ \
+ && rm -rf /var/lib/apt/lists/*
+ENV npm_config_nodedir=/usr/local
+
+FROM toolchain AS build
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY tsconfig.json tsconfig.build.json ./
+COPY src ./src
+RUN npm run build
+
+FROM toolchain AS prod-deps
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --no-audit --no-fund \
+ && npm cache clean --force
+
+FROM base AS runtime
+ENV NODE_ENV=production \
+    DATA_DIR=/data \
+    HOST=0.0.0.0 \
+    PORT=3000
+# A fixed uid/gid, so the volume's owner is the same across rebuilds.
+RUN groupadd --system --gid 10001 dockhook \
+ && useradd --system --uid 10001 --gid dockhook --home-dir /app --no-create-home --shell /usr/sbin/nologin dockhook \
+ && mkdir -p /data \
+ && chown dockhook:dockhook /data
+COPY --from=prod-deps /app/node_modules ./node_modules
+COPY --from=build /app/dist ./dist
+COPY package.json ./
+USER dockhook
+# A new named volume takes /data's owner from the image: dockhook can write it.
+VOLUME /data
+EXPOSE 3000
+# slim has no curl: node's fetch asks /healthz (the process serves; /readyz would also fail on a registry outage).
+HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
+  CMD node -e "fetch('http://127.0.0.1:'+(process.env.PORT||3000)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
+CMD ["node", "dist/main.js"]

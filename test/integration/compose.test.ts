@@ -1,0 +1,267 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { copyFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { after, before, describe, it } from 'node:test';
+import bcrypt from 'bcryptjs';
+import { parse as parseEnv } from 'dotenv';
+import { parse as parseYaml } from 'yaml';
+import { loadConfig } from '../../src/config.js';
+
+/**
+ * The deployment files, checked without starting anything: nothing can be
+ * pulled from Docker Hub here. `docker-compose config` validates and resolves
+ * docker-compose.yml as compose itself reads it; the Dockerfile, ngrok.yml
+ * and .env.example are read as text.
+ */
+
+const run = promisify(execFile);
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const read = (file: string) => readFile(join(ROOT, file), 'utf8');
+
+type Obj = Record<string, any>;
+
+/** `docker-compose` (v1 or the v2 standalone) or the `docker compose` plugin, whichever answers. */
+async function findCompose(): Promise<string[]> {
+  for (const cmd of [['docker-compose'], ['docker', 'compose']]) {
+    try {
+      await run(cmd[0], [...cmd.slice(1), 'version']);
+      return cmd;
+    } catch {
+      // try the next one
+    }
+  }
+  throw new Error('docker-compose is not installed: run `bash scripts/ensure-docker.sh` (it installs it), then run the tests again');
+}
+
+interface Port {
+  hostIp?: string;
+  published?: string;
+  target: string;
+}
+
+/** Ports in either syntax compose may print: "127.0.0.1:4040:4040/tcp" or { host_ip, published, target }. */
+function portsOf(service: Obj): Port[] {
+  return (service.ports ?? []).map((p: string | Obj) => {
+    if (typeof p !== 'string') return { hostIp: p.host_ip || undefined, published: p.published === undefined ? undefined : String(p.published), target: String(p.target) };
+    const parts = p.replace(/\/(tcp|udp)$/, '').split(':');
+    const target = parts.pop()!;
+    const published = parts.pop();
+    return { hostIp: parts.pop() || undefined, published, target };
+  });
+}
+
+interface Mount {
+  source?: string;
+  target: string;
+  readOnly: boolean;
+}
+
+/** Volumes in either syntax: "src:target:ro" or { type, source, target, read_only }. */
+function mountsOf(service: Obj): Mount[] {
+  return (service.volumes ?? []).map((v: string | Obj) => {
+    if (typeof v !== 'string') return { source: v.source, target: v.target, readOnly: Boolean(v.read_only) };
+    const [source, target, mode] = v.split(':');
+    return { source, target, readOnly: mode === 'ro' };
+  });
+}
+
+/** .env.example with the values a person must fill, filled. */
+async function filledEnv(overrides: Record<string, string> = {}): Promise<Record<string, string>> {
+  const env = parseEnv(await read('.env.example'));
+  return { ...env, WEBHOOK_SECRET: 'compose-test-secret-0123456789', GITHUB_TOKEN: 'ghp_composetest', NGROK_AUTHTOKEN: 'ngrok-test-token', REGISTRY_PASSWORD: 'registry-test-pw', ...overrides };
+}
+
+describe('docker-compose.yml as docker-compose resolves it', () => {
+  let compose: string[];
+  let dir: string;
+
+  before(async () => {
+    compose = await findCompose();
+    // A temp copy with its own .env: the repository gets no .env, and a developer's real one is not read.
+    dir = await mkdtemp(join(tmpdir(), 'dockhook-compose-'));
+    await copyFile(join(ROOT, 'docker-compose.yml'), join(dir, 'docker-compose.yml'));
+  });
+  after(async () => {
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  async function resolved(env: Record<string, string>): Promise<Obj> {
+    const envFile = join(dir, '.env');
+    await writeFile(envFile, Object.entries(env).map(([k, v]) => `${k}=${v}`).join('\n') + '\n');
+    // Variables of the machine would win over .env in interpolation: leave out the ones this file uses.
+    const { DOCKER_GID: _g, NGROK_AUTHTOKEN: _n, REGISTRY_BIND: _b, ...processEnv } = process.env;
+    const { stdout } = await run(compose[0], [...compose.slice(1), '--env-file', envFile, '-f', join(dir, 'docker-compose.yml'), 'config'], { cwd: dir, env: processEnv });
+    return parseYaml(stdout) as Obj;
+  }
+
+  it('has dockhook, registry and ngrok, wired as the README of the file says', async () => {
+    const env = await filledEnv({ DOCKER_GID: '998' });
+    const config = await resolved(env);
+    assert.deepEqual(Object.keys(config.services).sort(), ['dockhook', 'ngrok', 'registry']);
+    const { dockhook, registry, ngrok } = config.services as Record<string, Obj>;
+
+    // dockhook: built here, the host's engine through its socket, state in a named volume.
+    assert.equal(typeof dockhook.build === 'string' ? dockhook.build : dockhook.build.context, dir);
+    const dm = mountsOf(dockhook);
+    assert.ok(dm.some((m) => m.source === '/var/run/docker.sock' && m.target === '/var/run/docker.sock'), 'Docker socket mounted');
+    assert.ok(dm.some((m) => m.source === 'dockhook-data' && m.target === '/data'), 'named volume for /data');
+    assert.ok('dockhook-data' in config.volumes);
+    assert.equal(dockhook.restart, 'unless-stopped');
+    assert.deepEqual(dockhook.group_add.map(String), ['998'], 'DOCKER_GID from .env');
+    // env_file .env reached the container (compose v1 prints it merged into environment).
+    const denv = dockhook.environment as Obj;
+    if (dockhook.env_file === undefined) assert.equal(denv.WEBHOOK_SECRET, env.WEBHOOK_SECRET);
+    else assert.match(JSON.stringify(dockhook.env_file), /\.env/);
+    // Pinned by the compose file over whatever .env says.
+    assert.equal(denv.DATA_DIR, '/data');
+    assert.equal(denv.HOST, '0.0.0.0');
+    assert.equal(String(denv.PORT), '3000');
+    assert.equal(denv.REGISTRY_URL, 'http://registry:5000');
+    assert.equal(denv.NGROK_API_URL, 'http://ngrok:4040');
+    assert.ok(portsOf(dockhook).some((p) => p.target === '3000' && p.published === '3000'));
+    assert.ok(JSON.stringify(dockhook.depends_on).includes('registry'));
+
+    // registry: deletion on (retention), htpasswd auth from the mounted file, its data in a named volume.
+    assert.equal(registry.image, 'registry:2');
+    assert.equal(String(registry.environment.REGISTRY_STORAGE_DELETE_ENABLED), 'true');
+    assert.equal(registry.environment.REGISTRY_AUTH, 'htpasswd');
+    assert.ok(registry.environment.REGISTRY_AUTH_HTPASSWD_REALM);
+    assert.equal(registry.environment.REGISTRY_AUTH_HTPASSWD_PATH, '/auth/htpasswd');
+    const registryMounts = mountsOf(registry);
+    assert.ok(registryMounts.some((m) => m.source === join(dir, 'auth', 'htpasswd') && m.target === '/auth/htpasswd'), 'htpasswd mounted from ./auth');
+    assert.ok(registryMounts.some((m) => m.source === 'registry-data' && m.target === '/var/lib/registry'));
+    assert.ok('registry-data' in config.volumes);
+    assert.equal(registry.restart, 'unless-stopped');
+    // The host's engine pushes to localhost:5000: published on the host, on loopback by default.
+    assert.deepEqual(portsOf(registry), [{ hostIp: '127.0.0.1', published: '5000', target: '5000' }]);
+
+    // ngrok: the official image, its token from .env, ngrok.yml mounted, the inspector on loopback only.
+    assert.match(ngrok.image, /^ngrok\/ngrok(:|$)/);
+    assert.equal(ngrok.environment.NGROK_AUTHTOKEN, env.NGROK_AUTHTOKEN);
+    assert.deepEqual(ngrok.command, ['start', '--all', '--config', '/etc/ngrok.yml']);
+    assert.ok(mountsOf(ngrok).some((m) => m.source === join(dir, 'ngrok.yml') && m.target === '/etc/ngrok.yml' && m.readOnly));
+    assert.deepEqual(portsOf(ngrok), [{ hostIp: '127.0.0.1', published: '4040', target: '4040' }]);
+    assert.equal(ngrok.environment.WEBHOOK_SECRET, undefined, "dockhook's secrets stay out of the ngrok container");
+  });
+
+  it('defaults DOCKER_GID to 999 and REGISTRY_BIND to loopback when .env leaves them out', async () => {
+    const { DOCKER_GID: _g, REGISTRY_BIND: _b, ...env } = await filledEnv();
+    const config = await resolved(env);
+    assert.deepEqual(config.services.dockhook.group_add.map(String), ['999']);
+    assert.equal(portsOf(config.services.registry)[0].hostIp, '127.0.0.1');
+  });
+
+  it('declares env_file .env for dockhook only', async () => {
+    const raw = parseYaml(await read('docker-compose.yml')) as Obj;
+    assert.deepEqual([raw.services.dockhook.env_file].flat(), ['.env']);
+    assert.equal(raw.services.ngrok.env_file, undefined);
+    assert.equal(raw.services.registry.env_file, undefined);
+  });
+});
+
+describe('Dockerfile', () => {
+  const stages = async () => {
+    const text = (await read('Dockerfile')).replace(/\\\n/g, ' ');
+    const lines = text.split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+    const out: { from: string; lines: string[] }[] = [];
+    for (const line of lines) {
+      if (/^FROM\s/i.test(line)) out.push({ from: line, lines: [] });
+      else out.at(-1)?.lines.push(line);
+    }
+    return out;
+  };
+
+  it('builds in stages and runs node dist/main.js as a non-root user, with a healthcheck on /healthz', async () => {
+    const all = await stages();
+    assert.ok(all.length >= 2, 'multi-stage');
+    for (const s of all) {
+      const image = s.from.split(/\s+/)[1];
+      assert.ok(/^node:.*-slim$/.test(image.replace('${NODE_VERSION}', '22')) || all.some((o) => o.from.endsWith(` AS ${image}`)), `${s.from}: based on node:*-slim or an earlier stage`);
+    }
+    const final = all.at(-1)!;
+    const user = final.lines.filter((l) => /^USER\s/i.test(l)).at(-1);
+    assert.ok(user, 'the final stage sets USER');
+    assert.ok(!/^USER\s+(root|0)(:|\s|$)/i.test(user), `final USER is not root: ${user}`);
+    assert.match(user, /dockhook/);
+    const health = final.lines.find((l) => /^HEALTHCHECK\s/i.test(l));
+    assert.ok(health, 'HEALTHCHECK present');
+    assert.match(health, /\/healthz/);
+    assert.match(health, /\bnode\b/);
+    assert.ok(final.lines.some((l) => /^ENV\s.*DATA_DIR=\/data/.test(l)));
+    assert.ok(final.lines.some((l) => /^VOLUME\s+\/data$/.test(l)));
+    assert.ok(final.lines.some((l) => l === 'CMD ["node", "dist/main.js"]'));
+    // The runtime gets node_modules from a stage and installs no compilers itself.
+    assert.ok(final.lines.some((l) => /^COPY --from=\S+ \/app\/node_modules/.test(l)));
+    assert.ok(!final.lines.some((l) => /apt-get install|g\+\+|python3/.test(l)), 'no build tools in the runtime stage');
+    assert.ok(all.some((s) => s.lines.some((l) => /npm ci --omit=dev/.test(l))));
+    assert.ok(all.some((s) => s.lines.some((l) => /npm run build/.test(l))));
+  });
+
+  it('has a .dockerignore that keeps local state and secrets out of the build context', async () => {
+    const entries = (await read('.dockerignore')).split('\n').map((l) => l.trim());
+    for (const e of ['node_modules', 'dist', 'data', '.git', 'test-results', 'bench/results', '.env', 'auth']) assert.ok(entries.includes(e), `.dockerignore lists ${e}`);
+  });
+});
+
+describe('ngrok.yml', () => {
+  it('is an agent config v3 whose one endpoint forwards to dockhook:3000, with the API reachable from the compose network', async () => {
+    const cfg = parseYaml(await read('ngrok.yml')) as Obj;
+    assert.equal(String(cfg.version), '3');
+    assert.equal(cfg.agent.web_addr, '0.0.0.0:4040');
+    assert.equal(cfg.agent.authtoken, undefined, 'the token comes from NGROK_AUTHTOKEN, not the file');
+    assert.equal(cfg.endpoints.length, 1);
+    assert.equal(cfg.endpoints[0].upstream.url, 'http://dockhook:3000');
+  });
+});
+
+describe('.env.example', () => {
+  it('lists every setting of src/config.ts, with REGISTRY=localhost:5000 and no secret filled in', async () => {
+    const source = await read('src/config.ts');
+    const schema = source.slice(source.indexOf('const schema = z.object({'), source.indexOf('});', source.indexOf('const schema = z.object({')));
+    const settings = [...schema.matchAll(/^ {2}([A-Z][A-Z0-9_]+):/gm)].map((m) => m[1]);
+    assert.ok(settings.length > 20, 'found the schema');
+    const example = await read('.env.example');
+    // Set, or present as a commented-out example line.
+    for (const name of settings) assert.match(example, new RegExp(`^(# )?${name}=`, 'm'), `${name} is in .env.example`);
+    const env = parseEnv(example);
+    assert.equal(env.REGISTRY, 'localhost:5000');
+    for (const secret of ['WEBHOOK_SECRET', 'GITHUB_TOKEN', 'NGROK_AUTHTOKEN', 'REGISTRY_PASSWORD']) assert.equal(env[secret], '', `${secret} is left empty`);
+  });
+
+  it('is a valid configuration once the secrets are filled', async () => {
+    const config = loadConfig(await filledEnv());
+    assert.equal(config.registry, 'localhost:5000');
+    assert.deepEqual(config.registryAuth, { username: 'dockhook', password: 'registry-test-pw' });
+  });
+});
+
+describe('scripts/make-htpasswd.sh', () => {
+  it('writes a bcrypt entry the password verifies against, replacing the user and keeping others', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'dockhook-htpasswd-'));
+    const file = join(dir, 'htpasswd');
+    const script = join(ROOT, 'scripts', 'make-htpasswd.sh');
+    const make = (user: string, password: string) =>
+      new Promise<void>((resolve, reject) => {
+        // node + bcryptjs: always here after npm ci, unlike apache2-utils or Docker Hub's httpd image.
+        const child = execFile('bash', [script, user], { env: { ...process.env, HTPASSWD_FILE: file, HTPASSWD_TOOL: 'node' } }, (err) => (err ? reject(err) : resolve()));
+        child.stdin!.end(`${password}\n`);
+      });
+    try {
+      await make('dockhook', 'first password');
+      await make('other', 'x');
+      await make('dockhook', 'second: password');
+      const lines = (await readFile(file, 'utf8')).trim().split('\n');
+      assert.deepEqual(lines.map((l) => l.split(':')[0]).sort(), ['dockhook', 'other']);
+      const hash = lines.find((l) => l.startsWith('dockhook:'))!.slice('dockhook:'.length);
+      assert.match(hash, /^\$2[aby]\$10\$/);
+      assert.ok(bcrypt.compareSync('second: password', hash));
+      assert.ok(!bcrypt.compareSync('first password', hash));
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
