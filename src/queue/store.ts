@@ -121,6 +121,17 @@ export class BuildStore {
     this.db.close();
   }
 
+  // Preparing a statement costs more than running it; the webhook path runs several per delivery.
+  private readonly statements = new Map<string, Database.Statement>();
+  private prepare<P extends unknown[] = unknown[], R = unknown>(sql: string): Database.Statement<P, R> {
+    let statement = this.statements.get(sql);
+    if (!statement) {
+      statement = this.db.prepare(sql);
+      this.statements.set(sql, statement);
+    }
+    return statement as unknown as Database.Statement<P, R>;
+  }
+
   /**
    * Records a delivery's build before dockhook answers 2xx. A delivery or a
    * commit that already has a live or successful build is a duplicate; one
@@ -128,22 +139,19 @@ export class BuildStore {
    */
   enqueue(request: BuildRequest): EnqueueResult {
     return this.db.transaction((): EnqueueResult => {
-      const seen = this.db
-        .prepare<[string], Row>('SELECT b.* FROM deliveries d JOIN builds b ON b.id = d.build_id WHERE d.delivery_id = ?')
+      const seen = this.prepare<[string], Row>('SELECT b.* FROM deliveries d JOIN builds b ON b.id = d.build_id WHERE d.delivery_id = ?')
         .get(request.deliveryId);
       if (seen && seen.state !== 'failed') return { outcome: 'duplicate', build: toRecord(seen) };
-      const sameCommit = this.db
-        .prepare<[string, string, string], Row>(
+      const sameCommit = this.prepare<[string, string, string], Row>(
           "SELECT * FROM builds WHERE owner = ? AND repo = ? AND sha = ? AND state != 'failed' ORDER BY id DESC LIMIT 1",
         )
         .get(request.owner, request.repo, request.sha);
       if (sameCommit) {
-        this.db.prepare('INSERT OR IGNORE INTO deliveries (delivery_id, build_id, received_at) VALUES (?, ?, ?)').run(request.deliveryId, sameCommit.id, this.clock());
+        this.prepare('INSERT OR IGNORE INTO deliveries (delivery_id, build_id, received_at) VALUES (?, ?, ?)').run(request.deliveryId, sameCommit.id, this.clock());
         return { outcome: 'duplicate', build: toRecord(sameCommit) };
       }
       const now = this.clock();
-      const { lastInsertRowid } = this.db
-        .prepare(
+      const { lastInsertRowid } = this.prepare(
           `INSERT INTO builds (delivery_id, trigger, owner, repo, repo_url, default_branch, branch, sha, merged_at, pr_number, pr_title, pr_url, state, created_at)
            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?)`,
         )
@@ -163,15 +171,14 @@ export class BuildStore {
           now,
         );
       const id = Number(lastInsertRowid);
-      this.db
-        .prepare('INSERT INTO deliveries (delivery_id, build_id, received_at) VALUES (?, ?, ?) ON CONFLICT (delivery_id) DO UPDATE SET build_id = excluded.build_id')
+      this.prepare('INSERT INTO deliveries (delivery_id, build_id, received_at) VALUES (?, ?, ?) ON CONFLICT (delivery_id) DO UPDATE SET build_id = excluded.build_id')
         .run(request.deliveryId, id, now);
       return { outcome: 'queued', build: this.get(id)! };
     })();
   }
 
   get(id: number): BuildRecord | undefined {
-    const row = this.db.prepare<[number], Row>('SELECT * FROM builds WHERE id = ?').get(id);
+    const row = this.prepare<[number], Row>('SELECT * FROM builds WHERE id = ?').get(id);
     return row ? toRecord(row) : undefined;
   }
 
@@ -192,12 +199,12 @@ export class BuildStore {
       args.push(query.before);
     }
     const sql = `SELECT * FROM builds ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ?`;
-    return this.db.prepare<(string | number)[], Row>(sql).all(...args, query.limit).map(toRecord);
+    return this.prepare<(string | number)[], Row>(sql).all(...args, query.limit).map(toRecord);
   }
 
   countByState(): Record<BuildState, number> {
     const counts: Record<BuildState, number> = { queued: 0, running: 0, succeeded: 0, failed: 0 };
-    for (const r of this.db.prepare<[], { state: BuildState; n: number }>('SELECT state, COUNT(*) AS n FROM builds GROUP BY state').all()) counts[r.state] = r.n;
+    for (const r of this.prepare<[], { state: BuildState; n: number }>('SELECT state, COUNT(*) AS n FROM builds GROUP BY state').all()) counts[r.state] = r.n;
     return counts;
   }
 
@@ -209,8 +216,7 @@ export class BuildStore {
   claimNext(): BuildRecord | undefined {
     return this.db.transaction(() => {
       const now = this.clock();
-      const row = this.db
-        .prepare<[number], Row>(
+      const row = this.prepare<[number], Row>(
           `SELECT * FROM builds b WHERE b.state = 'queued' AND b.run_after <= ?
              AND NOT EXISTS (
                SELECT 1 FROM builds o WHERE o.owner = b.owner AND o.repo = b.repo AND o.id != b.id
@@ -219,8 +225,7 @@ export class BuildStore {
         )
         .get(now);
       if (!row) return undefined;
-      this.db
-        .prepare("UPDATE builds SET state = 'running', attempts = attempts + 1, started_at = ?, first_started_at = COALESCE(first_started_at, ?) WHERE id = ?")
+      this.prepare("UPDATE builds SET state = 'running', attempts = attempts + 1, started_at = ?, first_started_at = COALESCE(first_started_at, ?) WHERE id = ?")
         .run(now, now, row.id);
       return this.get(row.id);
     })();
@@ -228,54 +233,51 @@ export class BuildStore {
 
   /** Milliseconds until the earliest delayed build may run, if any is waiting. */
   nextRunAfter(): number | undefined {
-    const row = this.db.prepare<[], { t: number | null }>("SELECT MIN(run_after) AS t FROM builds WHERE state = 'queued'").get();
+    const row = this.prepare<[], { t: number | null }>("SELECT MIN(run_after) AS t FROM builds WHERE state = 'queued'").get();
     return row?.t ?? undefined;
   }
 
   setImage(id: number, image: string, version: string): void {
-    this.db.prepare('UPDATE builds SET image = ?, version = ? WHERE id = ?').run(image, version, id);
+    this.prepare('UPDATE builds SET image = ?, version = ? WHERE id = ?').run(image, version, id);
   }
 
   /** True when a later merge of this image has already moved `latest`: then this build must leave it alone. */
   hasLaterLatest(image: string, mergedAt: string, id: number): boolean {
-    const row = this.db
-      .prepare('SELECT 1 FROM builds WHERE image = ? AND latest_pushed = 1 AND id != ? AND merged_at > ? LIMIT 1')
+    const row = this.prepare('SELECT 1 FROM builds WHERE image = ? AND latest_pushed = 1 AND id != ? AND merged_at > ? LIMIT 1')
       .get(image, id, mergedAt);
     return row !== undefined;
   }
 
   addNote(id: number, note: string): void {
-    this.db.prepare("UPDATE builds SET notes = json_insert(notes, '$[#]', ?) WHERE id = ?").run(note, id);
+    this.prepare("UPDATE builds SET notes = json_insert(notes, '$[#]', ?) WHERE id = ?").run(note, id);
   }
 
   recordPush(id: number, pushed: PushedRef, isLatest: boolean): void {
-    this.db
-      .prepare("UPDATE builds SET pushed = json_insert(pushed, '$[#]', json(?)), latest_pushed = MAX(latest_pushed, ?) WHERE id = ?")
+    this.prepare("UPDATE builds SET pushed = json_insert(pushed, '$[#]', json(?)), latest_pushed = MAX(latest_pushed, ?) WHERE id = ?")
       .run(JSON.stringify(pushed), isLatest ? 1 : 0, id);
   }
 
   markSucceeded(id: number): void {
-    this.db.prepare("UPDATE builds SET state = 'succeeded', failure = NULL, finished_at = ? WHERE id = ?").run(this.clock(), id);
+    this.prepare("UPDATE builds SET state = 'succeeded', failure = NULL, finished_at = ? WHERE id = ?").run(this.clock(), id);
   }
 
   markFailed(id: number, reason: string): void {
-    this.db.prepare("UPDATE builds SET state = 'failed', failure = ?, finished_at = ? WHERE id = ?").run(reason, this.clock(), id);
+    this.prepare("UPDATE builds SET state = 'failed', failure = ?, finished_at = ? WHERE id = ?").run(reason, this.clock(), id);
   }
 
   /** Puts a running build back in the queue: a retry after `delayMs`, or a build interrupted by a stop. */
   requeue(id: number, delayMs: number, reason?: string): void {
-    this.db
-      .prepare("UPDATE builds SET state = 'queued', run_after = ?, failure = ?, started_at = NULL WHERE id = ?")
+    this.prepare("UPDATE builds SET state = 'queued', run_after = ?, failure = ?, started_at = NULL WHERE id = ?")
       .run(this.clock() + delayMs, reason ?? null, id);
   }
 
   /** At start-up: whatever was running when the process died runs again. */
   recoverInterrupted(): number {
-    return this.db.prepare("UPDATE builds SET state = 'queued', run_after = 0, started_at = NULL WHERE state = 'running'").run().changes;
+    return this.prepare("UPDATE builds SET state = 'queued', run_after = 0, started_at = NULL WHERE state = 'running'").run().changes;
   }
 
   /** For /readyz: a real committed write proves the disk and the database file accept writes. */
   checkWritable(): void {
-    this.db.prepare('INSERT OR REPLACE INTO probe (id, at) VALUES (1, ?)').run(this.clock());
+    this.prepare('INSERT OR REPLACE INTO probe (id, at) VALUES (1, ?)').run(this.clock());
   }
 }
