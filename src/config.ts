@@ -32,7 +32,7 @@ const schema = z.object({
   SHUTDOWN_GRACE_SECONDS: z.coerce.number().min(0).default(60),
   RETRY_WINDOW_SECONDS: z.coerce.number().min(0).default(300),
   RETRY_INITIAL_DELAY_SECONDS: z.coerce.number().positive().default(5),
-  BUILDER: z.enum(['buildkit', 'classic']).default('classic'),
+  BUILDER: z.enum(['auto', 'buildkit', 'classic']).default('auto'),
   API_TOKEN: z.string().min(1).optional(),
   API_TOKEN_READS: boolish.default(false),
   KEEP_VERSIONS: positiveInt('KEEP_VERSIONS').optional(),
@@ -60,7 +60,8 @@ export interface Config {
   shutdownGraceSeconds: number;
   retryWindowSeconds: number;
   retryInitialDelaySeconds: number;
-  builder: 'buildkit' | 'classic';
+  /** auto = BuildKit where the engine supports it, else classic. */
+  builder: 'auto' | 'buildkit' | 'classic';
   apiToken?: string;
   apiTokenReads: boolean;
   keepVersions?: number;

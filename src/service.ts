@@ -7,6 +7,7 @@ import { createGitHubClient, type GitHubClient } from './github.js';
 import { createApp } from './http/app.js';
 import type { Logger } from './log.js';
 import { createMetrics, type Metrics } from './metrics.js';
+import { createBuilderChooser } from './pipeline/builder-choice.js';
 import { runPipeline } from './pipeline/run-build.js';
 import { reportStatus } from './pipeline/status.js';
 import { BuildStore } from './queue/store.js';
@@ -46,6 +47,7 @@ export async function startService(config: Config, options: ServiceOptions): Pro
   const registry = createRegistryClient({ url: config.registryUrl, auth: config.registryAuth });
   const scrub = createScrubber([config.webhookSecret, config.githubToken, config.registryAuth?.password, config.apiToken]);
   let stopping = false;
+  const chooseBuilder = createBuilderChooser(docker, config.builder, log);
 
   const worker = new Worker(
     store,
@@ -58,7 +60,7 @@ export async function startService(config: Config, options: ServiceOptions): Pro
             docker,
             registry,
             store,
-            settings: { registry: config.registry, registryAuth: config.registryAuth, builder: config.builder },
+            settings: { registry: config.registry, registryAuth: config.registryAuth, builder: chooseBuilder },
             observePush: (seconds) => metrics.pushDuration.observe(seconds),
           },
           build,

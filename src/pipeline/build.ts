@@ -18,6 +18,8 @@ export interface BuildImageOptions {
   onLine: (line: string) => void;
 }
 
+const ENGINE_LOST_CONTEXT = /failed to read downloaded context: .*context not found/;
+
 /** Builds on the engine and returns the image ID; a failed step is a permanent BuildError. */
 export async function buildImage(docker: Docker, o: BuildImageOptions): Promise<string> {
   let stream: NodeJS.ReadableStream;
@@ -53,7 +55,13 @@ export async function buildImage(docker: Docker, o: BuildImageOptions): Promise<
     throw classifyEngineError(err, 'building');
   }
   if (o.signal.aborted) throw o.signal.reason instanceof Error ? o.signal.reason : new BuildError('build aborted');
-  if (result.error) throw new BuildError(`docker build failed: ${result.error.trim()}`);
+  if (result.error) {
+    const message = result.error.trim();
+    // BuildKit in some engines (seen on 20.10) loses the uploaded context between upload and solve, rarely.
+    // Nothing in the repository caused it, and sending the context again works.
+    if (ENGINE_LOST_CONTEXT.test(message)) throw new BuildError(`the engine lost the uploaded build context (${message}); sending it again`, { transient: true });
+    throw new BuildError(`docker build failed: ${message}`);
+  }
   if (!imageId) {
     // Older engines only print "Successfully tagged": ask for the first tag instead of guessing.
     try {

@@ -1,4 +1,5 @@
 import type Docker from 'dockerode';
+import { BuildKitLog } from './buildkit-log.js';
 
 export interface ProgressEvent {
   stream?: string;
@@ -10,34 +11,43 @@ export interface ProgressEvent {
   aux?: { ID?: string; Digest?: string; Tag?: string; Size?: number };
 }
 
-type FollowProgress = (
-  stream: NodeJS.ReadableStream,
-  onFinished: (err: Error | null, events: ProgressEvent[]) => void,
-  onProgress: (event: ProgressEvent) => void,
-) => void;
+/** What the engine sends: BuildKit's trace carries a base64 string in `aux`. */
+type EngineEvent = Omit<ProgressEvent, 'aux'> & { aux?: ProgressEvent['aux'] | string };
+
+const BUILDKIT_TRACE = 'moby.buildkit.trace';
+const BUILDKIT_IMAGE = 'moby.image.id';
+
+type FollowProgress = (stream: NodeJS.ReadableStream, onFinished: (err: Error | null) => void, onProgress: (event: EngineEvent) => void) => void;
 
 /**
- * Reads an engine progress stream to its end. dockerode resolves even when the
- * stream reports a failure, so the first `error` event is what decides.
+ * Reads an engine progress stream (build or push) to its end, calling onEvent
+ * with plain events; BuildKit's encoded status becomes `stream` lines. The
+ * engine reports a failed step inside the stream while the HTTP call itself
+ * succeeds, so the first `error` event is what decides.
  */
-export function followProgress(
-  docker: Docker,
-  stream: NodeJS.ReadableStream,
-  onEvent: (event: ProgressEvent) => void,
-): Promise<{ events: ProgressEvent[]; error?: string }> {
-  // dockerode 5 added followProgress (decodes BuildKit's protobuf status); @types/dockerode predates it.
-  const follow = (docker as unknown as { followProgress: FollowProgress }).followProgress.bind(docker);
+export function followProgress(docker: Docker, stream: NodeJS.ReadableStream, onEvent: (event: ProgressEvent) => void): Promise<{ error?: string }> {
+  const follow = (docker.modem as unknown as { followProgress: FollowProgress }).followProgress.bind(docker.modem);
+  const buildkit = new BuildKitLog();
   return new Promise((resolve, reject) => {
     let error: string | undefined;
     follow(
       stream,
-      (err: Error | null, events: ProgressEvent[]) => {
+      (err) => {
+        for (const line of buildkit.flush()) onEvent({ stream: line });
         if (err) reject(err);
-        else resolve({ events, error });
+        else resolve({ error });
       },
-      (event: ProgressEvent) => {
+      (event) => {
+        if (event.id === BUILDKIT_TRACE && typeof event.aux === 'string') {
+          for (const line of buildkit.decode(event.aux)) onEvent({ stream: line });
+          return;
+        }
+        if (event.id === BUILDKIT_IMAGE && typeof event.aux === 'object' && event.aux.ID) {
+          onEvent({ aux: { ID: event.aux.ID } });
+          return;
+        }
         if (error === undefined && (event.error || event.errorDetail?.message)) error = event.errorDetail?.message ?? event.error;
-        onEvent(event);
+        onEvent(event as ProgressEvent);
       },
     );
   });

@@ -7,6 +7,7 @@ import type { BuildRecord, BuildStore } from '../queue/store.js';
 import { RegistryError, type RegistryClient } from '../registry/client.js';
 import { imageTags, parseDockerInfo, SpecError, type BuildSpec } from '../spec.js';
 import { buildImage } from './build.js';
+import type { Builder } from './builder-choice.js';
 import { createBuildContext } from './context.js';
 import { pushImage, type RegistryAuth } from './push.js';
 import { assertRepoReadable, openTarball, readRepoFile } from './source.js';
@@ -14,7 +15,8 @@ import { assertRepoReadable, openTarball, readRepoFile } from './source.js';
 export interface PipelineSettings {
   registry: string;
   registryAuth?: RegistryAuth;
-  builder: 'buildkit' | 'classic';
+  /** Which builder to use; BUILDER=auto asks the engine once. */
+  builder: () => Promise<Builder>;
 }
 
 export interface PipelineDeps {
@@ -114,7 +116,8 @@ export async function runPipeline(deps: PipelineDeps, build: BuildRecord, signal
     'org.opencontainers.image.created': new Date().toISOString(),
     'org.opencontainers.image.title': spec.serviceName,
   };
-  out.line(`building ${refs.join(', ')} with the ${settings.builder} builder`);
+  const builder = await settings.builder();
+  out.line(`building ${refs.join(', ')} with the ${builder === 'buildkit' ? 'BuildKit' : 'classic'} builder`);
   let imageId: string;
   try {
     imageId = await buildImage(deps.docker, {
@@ -124,7 +127,7 @@ export async function runPipeline(deps: PipelineDeps, build: BuildRecord, signal
       labels,
       buildArgs: spec.buildArgs,
       target: spec.target,
-      builder: settings.builder,
+      builder,
       signal,
       onLine: (line) => out.line(line),
     });

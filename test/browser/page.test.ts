@@ -150,7 +150,7 @@ describe('pages in a real browser', { skip: existsSync(CHROMIUM) ? false : `${CH
 
     const failed = await context.newPage();
     await failed.goto(`${h.url}/builds/${ids.broken}`);
-    assert.match((await failed.locator('#failure').textContent()) ?? '', /Failed:.*non-zero code: 3/);
+    assert.match((await failed.locator('#failure').textContent()) ?? '', /Failed:.*(non-zero code: 3|exit code: 3)/);
     assert.equal(await failed.locator('#pull').isVisible(), false);
     await failed.close();
 

@@ -197,7 +197,7 @@ describe('builds API (real engine, real registry)', () => {
 
     const { body: f } = await getJson(h, `/api/builds/${ids.bad}`);
     assert.equal(f.state, 'failed');
-    assert.match(f.failure, /returned a non-zero code: 3/);
+    assert.match(f.failure, /returned a non-zero code: 3|exit code: 3/);
     assert.deepEqual(f.pushed, []);
     assert.deepEqual(f.pull, []);
     assert.equal(f.latest, false);
@@ -231,7 +231,7 @@ describe('builds API (real engine, real registry)', () => {
     const end = events.at(-1)!;
     assert.equal(end.event, 'end');
     assert.equal(JSON.parse(end.data).state, 'failed');
-    assert.match(JSON.parse(end.data).failure, /non-zero code: 3/);
+    assert.match(JSON.parse(end.data).failure, /non-zero code: 3|exit code: 3/);
 
     // Resuming after line 3 (as EventSource does with Last-Event-ID) sends the rest only.
     const resumed = await readEvents(await get(h, `/api/builds/${ids.bad}/log`, { accept: 'text/event-stream', 'last-event-id': '3' }));

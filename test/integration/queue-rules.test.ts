@@ -3,8 +3,9 @@ import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { createRegistryClient } from '../../src/registry/client.js';
 import { until } from '../support/wait.js';
+import { processArgs } from '../support/processes.js';
 import { startEngineProxy } from '../support/engine-proxy.js';
-import { docker, startHarness, type Harness } from '../support/harness.js';
+import { startHarness, type Harness } from '../support/harness.js';
 
 const OWNER = 'rules-org';
 const repoFiles = (name: string, version: string, run = 'true') => ({
@@ -190,33 +191,32 @@ describe('registry outages and build timeouts', () => {
     }
   });
 
-  it('BUILD_TIMEOUT_SECONDS ends a build that runs too long, and the engine stops building it', async () => {
-    const h = await startHarness({ env: { BUILD_TIMEOUT_SECONDS: '3' } });
-    try {
-      const marker = `sleep 120 # ${randomUUID()}`;
-      const repo = await h.createRepo(OWNER, 'slow', repoFiles('slow', '1.0.0', marker));
-      const nonce = marker.split('# ')[1]!;
-      const answer = await h.merge(OWNER, 'slow', repo.head());
-      let seen = false;
-      for (let i = 0; i < 40 && !seen; i++) {
-        seen = (await docker('ps', '--no-trunc', '--format', '{{.Command}}')).includes(nonce);
-        if (!seen) await new Promise((r) => setTimeout(r, 100));
+  // Both builders: the classic one runs RUN steps in containers, BuildKit in its own runc processes; both are host processes.
+  for (const builder of ['buildkit', 'classic'] as const) {
+    it(`BUILD_TIMEOUT_SECONDS ends a build that runs too long, and the engine stops building it (${builder})`, async () => {
+      const h = await startHarness({ env: { BUILD_TIMEOUT_SECONDS: '3', BUILDER: builder } });
+      try {
+        const nonce = randomUUID();
+        const repo = await h.createRepo(OWNER, 'slow', repoFiles('slow', '1.0.0', `sleep 120; echo ${nonce}`));
+        const answer = await h.merge(OWNER, 'slow', repo.head());
+        // A command list keeps `sh -c` (and so the nonce) in the process table; a lone command would be exec'd.
+        const stepRunning = async () => (await processArgs()).some((args) => args.includes(nonce));
+        let seen = false;
+        for (let i = 0; i < 60 && !seen; i++) {
+          seen = await stepRunning();
+          if (!seen) await new Promise((r) => setTimeout(r, 50));
+        }
+        assert.ok(seen, 'the RUN step was seen running before the timeout');
+        const build = await h.waitForBuild(answer.body.build);
+        assert.equal(build.state, 'failed');
+        assert.match(build.failure ?? '', /build timed out after 3 s; raise BUILD_TIMEOUT_SECONDS/);
+        assert.equal(build.attempts, 1, 'a timeout is not retried');
+        const deadline = Date.now() + 30_000;
+        while ((await stepRunning()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 250));
+        assert.ok(!(await stepRunning()), 'the engine still runs the aborted RUN step');
+      } finally {
+        await h.close();
       }
-      assert.ok(seen, 'the RUN step container was seen running before the timeout');
-      const build = await h.waitForBuild(answer.body.build);
-      assert.equal(build.state, 'failed');
-      assert.match(build.failure ?? '', /build timed out after 3 s; raise BUILD_TIMEOUT_SECONDS/);
-      assert.equal(build.attempts, 1, 'a timeout is not retried');
-      // The classic builder runs each RUN step in a container: aborting the request must stop it.
-      const deadline = Date.now() + 30_000;
-      let still = await docker('ps', '--no-trunc', '--format', '{{.Command}}');
-      while (still.includes(nonce) && Date.now() < deadline) {
-        await new Promise((r) => setTimeout(r, 500));
-        still = await docker('ps', '--no-trunc', '--format', '{{.Command}}');
-      }
-      assert.ok(!still.includes(nonce), `build container still running: ${still}`);
-    } finally {
-      await h.close();
-    }
-  });
+    });
+  }
 });
