@@ -22,16 +22,27 @@ function bodyParserAnswer(err: BodyParserError): AppError | undefined {
   return undefined;
 }
 
-/** The one place where errors become HTTP answers: JSON `{error, hint?}`; details of a 500 stay in the log. */
+export interface ErrorAnswer {
+  status: number;
+  body: { error: string; hint?: string };
+}
+
+/**
+ * The one place where errors become HTTP answers: JSON `{error, hint?}`; the
+ * details of a 500 stay in the log. Express routes and the node:http webhook
+ * path both answer through it.
+ */
+export function toErrorAnswer(err: unknown, log: Logger, where: { method?: string; path?: string }): ErrorAnswer {
+  const known = err instanceof AppError ? err : bodyParserAnswer(err as BodyParserError);
+  if (known) return { status: known.status, body: { error: known.message, ...(known.hint ? { hint: known.hint } : {}) } };
+  log.error({ err, ...where }, 'unhandled error while answering a request');
+  return { status: 500, body: { error: 'internal error; the dockhook log has the details' } };
+}
+
 export function errorHandler(log: Logger): ErrorRequestHandler {
   return (err, req, res, _next) => {
-    const known = err instanceof AppError ? err : bodyParserAnswer(err as BodyParserError);
-    if (known) {
-      if (!res.headersSent) res.status(known.status).json({ error: known.message, ...(known.hint ? { hint: known.hint } : {}) });
-      return;
-    }
-    log.error({ err, method: req.method, path: req.path }, 'unhandled error while answering a request');
-    if (!res.headersSent) res.status(500).json({ error: 'internal error; the dockhook log has the details' });
+    const answer = toErrorAnswer(err, log, { method: req.method, path: req.path });
+    if (!res.headersSent) res.status(answer.status).json(answer.body);
     else res.end();
   };
 }

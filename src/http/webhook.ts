@@ -1,10 +1,12 @@
 import { Webhooks } from '@octokit/webhooks';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import express, { Router } from 'express';
 import { AppError } from '../errors.js';
-import { decideBuild } from '../intake.js';
+import { toErrorAnswer } from './error-handler.js';
+import { decideBuild, type BuildRequest } from '../intake.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
-import type { BuildStore } from '../queue/store.js';
+import type { BuildStore, EnqueueResult } from '../queue/store.js';
 
 export interface WebhookDeps {
   secret: string;
@@ -20,9 +22,10 @@ export interface WebhookDeps {
 /** GitHub's own cap on a delivery; anything larger is not GitHub. */
 export const MAX_DELIVERY_BYTES = 25 * 1024 * 1024;
 const SIGNATURE = /^sha256=[0-9a-f]{64}$/;
+const TOO_LARGE = { error: "payload too large: the limit is 25 MiB, as GitHub's own", hint: 'GitHub never sends larger deliveries; check what is posting here' };
 
-function parsePayload(raw: Buffer, contentType: string | undefined): unknown {
-  let text = raw.toString('utf8');
+function parsePayload(body: string, contentType: string | undefined): unknown {
+  let text = body;
   if (contentType?.startsWith('application/x-www-form-urlencoded')) {
     const payload = new URLSearchParams(text).get('payload');
     if (payload === null) throw new AppError(400, 'form body has no payload field');
@@ -35,69 +38,145 @@ function parsePayload(raw: Buffer, contentType: string | undefined): unknown {
   }
 }
 
-/**
- * POST /webhook. The signature is checked over the raw bytes before anything
- * is parsed; the build is recorded durably before the 2xx, and runs after it.
- */
-export function webhookRouter(deps: WebhookDeps): Router {
+export interface Answer {
+  status: number;
+  body: unknown;
+  /** Called once the answer is written (wakes the worker). */
+  after?: () => void;
+}
+
+/** Everything POST /webhook does, apart from reading the body and writing the answer. Throws AppError. */
+export function deliveryHandler(deps: WebhookDeps): (header: (name: string) => string | undefined, raw: Buffer) => Promise<Answer> {
   const webhooks = new Webhooks({ secret: deps.secret });
-  const router = Router();
   const rejected = (status: number, message: string, hint?: string) => {
     deps.metrics.deliveries.inc({ outcome: 'rejected' });
     return new AppError(status, message, { hint });
   };
-
-  router.post('/webhook', express.raw({ type: () => true, limit: MAX_DELIVERY_BYTES }), async (req, res) => {
+  // Group commit: deliveries verified in the same turn of the event loop are recorded in one
+  // transaction; each is answered only after that commit, so every 2xx is still durable.
+  let pending: { request: BuildRequest; resolve: (r: EnqueueResult) => void; reject: (e: unknown) => void }[] = [];
+  const flush = () => {
+    const batch = pending;
+    pending = [];
+    try {
+      const results = deps.store.enqueueMany(batch.map((b) => b.request));
+      batch.forEach((b, i) => b.resolve(results[i]!));
+    } catch (err) {
+      for (const b of batch) b.reject(err);
+    }
+  };
+  const enqueue = (request: BuildRequest) =>
+    new Promise<EnqueueResult>((resolve, reject) => {
+      if (pending.push({ request, resolve, reject }) === 1) setImmediate(flush);
+    });
+  return async (header, raw) => {
     if (deps.isStopping()) throw new AppError(503, 'dockhook is shutting down', { hint: 'redeliver this delivery from GitHub once it is back' });
-    const signature = req.get('x-hub-signature-256');
+    const signature = header('x-hub-signature-256');
     if (!signature) {
-      const onlySha1 = req.get('x-hub-signature') !== undefined;
+      const onlySha1 = header('x-hub-signature') !== undefined;
       throw rejected(401, onlySha1 ? 'only an SHA-1 signature was sent; dockhook requires X-Hub-Signature-256' : 'missing X-Hub-Signature-256', 'set the webhook secret in GitHub to the value of WEBHOOK_SECRET');
     }
     if (!SIGNATURE.test(signature)) throw rejected(401, 'malformed X-Hub-Signature-256', 'expected sha256=<64 hex digits>');
-    const raw: Buffer = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
-    const valid = raw.length > 0 && (await webhooks.verify(raw.toString('utf8'), signature).catch(() => false));
+    const body = raw.toString('utf8');
+    const valid = raw.length > 0 && (await webhooks.verify(body, signature).catch(() => false));
     if (!valid) throw rejected(401, 'signature does not match', 'the webhook secret in GitHub must equal WEBHOOK_SECRET');
 
-    const event = req.get('x-github-event');
-    const deliveryId = req.get('x-github-delivery');
+    const event = header('x-github-event');
+    const deliveryId = header('x-github-delivery');
     if (!event || !deliveryId) throw rejected(400, `missing ${!event ? 'X-GitHub-Event' : 'X-GitHub-Delivery'} header`);
     let payload: unknown;
     try {
-      payload = parsePayload(raw, req.get('content-type'));
+      payload = parsePayload(body, header('content-type'));
     } catch (err) {
       deps.metrics.deliveries.inc({ outcome: 'rejected' });
       throw err;
     }
 
-    const log = deps.log.child({ delivery: deliveryId, event });
     const decision = decideBuild(event, payload, { deliveryId, buildBranches: deps.buildBranches });
     if (decision.kind === 'ignored') {
       deps.metrics.deliveries.inc({ outcome: 'ignored' });
-      log.info({ reason: decision.reason }, 'delivery ignored');
-      res.status(200).json({ ignored: decision.reason });
-      return;
+      deps.log.info({ delivery: deliveryId, event, reason: decision.reason }, 'delivery ignored');
+      return { status: 200, body: { ignored: decision.reason } };
     }
     const request = decision.request;
     let result;
     try {
-      result = deps.store.enqueue(request);
+      result = await enqueue(request);
     } catch (err) {
-      log.error({ err }, 'could not record the build');
+      deps.log.error({ delivery: deliveryId, event, err }, 'could not record the build');
       throw new AppError(503, 'could not record the build', { hint: 'check DATA_DIR is writable and has space, then redeliver from GitHub', cause: err });
     }
-    const buildLog = log.child({ repo: `${request.owner}/${request.repo}`, sha: request.sha, build: result.build.id });
+    const fields = { delivery: deliveryId, event, repo: `${request.owner}/${request.repo}`, sha: request.sha, build: result.build.id };
     deps.metrics.deliveries.inc({ outcome: result.outcome });
     if (result.outcome === 'duplicate') {
-      buildLog.info({ state: result.build.state }, 'duplicate delivery; no second build');
-      res.status(200).json({ duplicate: result.build.id });
-      return;
+      deps.log.info({ ...fields, state: result.build.state }, 'duplicate delivery; no second build');
+      return { status: 200, body: { duplicate: result.build.id } };
     }
-    buildLog.info({ pr: request.pullRequest?.number }, 'build queued');
-    res.status(202).json({ build: result.build.id });
-    deps.onQueued();
-  });
+    deps.log.info({ ...fields, pr: request.pullRequest?.number }, 'build queued');
+    return { status: 202, body: { build: result.build.id }, after: deps.onQueued };
+  };
+}
 
+function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  const json = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(json), ...headers });
+  res.end(json);
+}
+
+/**
+ * POST /webhook on plain node:http: the hot path skips Express. The signature
+ * is checked over the raw bytes before anything is parsed; the build is
+ * recorded durably before the 2xx, and runs after it.
+ */
+export function webhookNodeHandler(deps: WebhookDeps): (req: IncomingMessage, res: ServerResponse) => void {
+  const handle = deliveryHandler(deps);
+  return (req, res) => {
+    if (req.method !== 'POST') return sendJson(res, 405, { error: `${req.method} is not allowed on /webhook; GitHub POSTs deliveries here` }, { allow: 'POST' });
+    const declared = Number(req.headers['content-length'] ?? 0);
+    if (declared > MAX_DELIVERY_BYTES) return sendJson(res, 413, TOO_LARGE);
+    const chunks: Buffer[] = [];
+    let size = 0;
+    // A client that goes away mid-body: nobody is left to answer, and an unheard 'error' would crash.
+    req.on('error', () => undefined);
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > MAX_DELIVERY_BYTES) {
+        sendJson(res, 413, TOO_LARGE);
+        req.destroy();
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on('end', () => {
+      const raw = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
+      const header = (name: string) => {
+        const v = req.headers[name];
+        return Array.isArray(v) ? v[0] : v;
+      };
+      handle(header, raw).then(
+        (a) => {
+          sendJson(res, a.status, a.body);
+          a.after?.();
+        },
+        (err: unknown) => {
+          const answer = toErrorAnswer(err, deps.log, { method: req.method, path: '/webhook' });
+          sendJson(res, answer.status, answer.body);
+        },
+      );
+    });
+  };
+}
+
+/** POST /webhook for Express (kept for the app's tests); same answers as webhookNodeHandler. */
+export function webhookRouter(deps: WebhookDeps): Router {
+  const handle = deliveryHandler(deps);
+  const router = Router();
+  router.post('/webhook', express.raw({ type: () => true, limit: MAX_DELIVERY_BYTES }), async (req, res) => {
+    const raw: Buffer = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+    const a = await handle((name) => req.get(name), raw);
+    res.status(a.status).json(a.body);
+    a.after?.();
+  });
   router.all('/webhook', (req, res) => {
     res.set('Allow', 'POST').status(405).json({ error: `${req.method} is not allowed on /webhook; GitHub POSTs deliveries here` });
   });

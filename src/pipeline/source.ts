@@ -1,3 +1,5 @@
+import { get as httpGet } from 'node:http';
+import { get as httpsGet } from 'node:https';
 import { Readable } from 'node:stream';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { BuildError } from '../errors.js';
@@ -53,18 +55,51 @@ export async function assertRepoReadable(octokit: GitHubClient, where: Repo): Pr
 
 /**
  * The whole source tree at `sha` as GitHub's gzip tarball, as a stream. The API
- * answers with a redirect to codeload, which fetch follows (dropping the token,
- * as it must for another host); the body is never buffered.
+ * answers with a redirect to codeload (carrying its own short-lived token for
+ * private repositories); that URL is read with node:http(s), whose response
+ * applies backpressure, and never buffered. (Node 20's fetch does not: when the
+ * consumer is slower than the network its body re-copies an ever larger backlog,
+ * so memory and time grow with the square of the tarball's size.)
  */
 export async function openTarball(octokit: GitHubClient, where: Repo, sha: string, signal?: AbortSignal): Promise<Readable> {
+  let res;
   try {
-    const res = await octokit.request('GET /repos/{owner}/{repo}/tarball/{ref}', {
+    res = await octokit.request('GET /repos/{owner}/{repo}/tarball/{ref}', {
       ...where,
       ref: sha,
-      request: { parseSuccessResponseBody: false, signal },
+      request: { redirect: 'manual', parseSuccessResponseBody: false, signal },
     });
-    return Readable.fromWeb(res.data as unknown as WebReadableStream<Uint8Array>);
   } catch (err) {
     throw classifyGitHubError(err, 'downloading the source tarball');
   }
+  const body = res.data as unknown as WebReadableStream<Uint8Array> | null;
+  const location = res.headers.location;
+  if (!location) {
+    // No redirect (a server that answers the tarball itself): read it as before.
+    if ((res.status as number) === 200 && body) return Readable.fromWeb(body);
+    throw classifyGitHubError(Object.assign(new Error(`expected a redirect to the tarball, got ${res.status}`), { status: res.status }), 'downloading the source tarball');
+  }
+  await body?.cancel().catch(() => undefined);
+  return download(new URL(location, res.url), signal, 5);
+}
+
+function download(url: URL, signal: AbortSignal | undefined, redirects: number): Promise<Readable> {
+  return new Promise((resolve, reject) => {
+    const get = url.protocol === 'https:' ? httpsGet : httpGet;
+    const req = get(url, { signal, headers: { 'user-agent': 'dockhook' } }, (res) => {
+      const status = res.statusCode ?? 0;
+      if ([301, 302, 303, 307, 308].includes(status) && res.headers.location && redirects > 0) {
+        res.resume();
+        resolve(download(new URL(res.headers.location, url), signal, redirects - 1));
+        return;
+      }
+      if (status !== 200) {
+        res.resume();
+        reject(classifyGitHubError(Object.assign(new Error(`codeload answered ${status}`), { status }), 'downloading the source tarball'));
+        return;
+      }
+      resolve(res);
+    });
+    req.on('error', (err) => reject(classifyGitHubError(err, 'downloading the source tarball')));
+  });
 }

@@ -177,6 +177,11 @@ export class BuildStore {
     })();
   }
 
+  /** Several deliveries in one transaction, so one commit: what a burst of deliveries costs once. */
+  enqueueMany(requests: BuildRequest[]): EnqueueResult[] {
+    return this.db.transaction(() => requests.map((r) => this.enqueue(r)))();
+  }
+
   get(id: number): BuildRecord | undefined {
     const row = this.prepare<[number], Row>('SELECT * FROM builds WHERE id = ?').get(id);
     return row ? toRecord(row) : undefined;

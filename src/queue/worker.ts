@@ -117,17 +117,22 @@ export class Worker {
       controller.abort(new BuildError(`build timed out after ${Math.round(this.settings.timeoutMs / 1000)} s; raise BUILD_TIMEOUT_SECONDS or speed the build up`));
     }, this.settings.timeoutMs);
     let outcome: BuildOutcome;
+    // The pending status is not on the build's critical path (GitHub writes are spaced 1 s apart
+    // by the throttling plugin); it only has to land before the final status.
+    let pending: Promise<void> = Promise.resolve();
     try {
       log.info({ attempt: build.attempts }, 'build started');
-      await this.hooks.report(build, 'pending', build.attempts > 1 ? `building (attempt ${build.attempts})` : 'building');
+      pending = this.hooks.report(build, 'pending', build.attempts > 1 ? `building (attempt ${build.attempts})` : 'building');
       const summary = this.scrub(await this.hooks.run(build, controller.signal, out));
       this.store.markSucceeded(build.id);
       out.line(`succeeded: ${summary}`);
       log.info({ summary, ms: Date.now() - started }, 'build succeeded');
+      await pending;
       await this.hooks.report(build, 'success', summary);
       outcome = 'succeeded';
       await this.runAfterSuccess(build, out, log);
     } catch (err) {
+      await pending;
       outcome = await this.handleFailure(build, controller, err, out, log);
     } finally {
       clearTimeout(timeout);
