@@ -1,3 +1,5 @@
+import { FORMAT_DURATION } from './format-duration.js';
+
 /**
  * /assets/build.js: the Copy buttons, and for a build that is not over yet the
  * live log (EventSource on /api/builds/:id/log, from the line the page already
@@ -13,14 +15,7 @@ export const BUILD_SCRIPT = String.raw`(function () {
   var id = root.dataset.id;
 
   function byId(name) { return document.getElementById(name); }
-  function formatDuration(ms) {
-    var s = ms / 1000;
-    if (s < 10) return s.toFixed(1) + ' s';
-    if (s < 60) return Math.round(s) + ' s';
-    var m = Math.floor(s / 60);
-    if (m < 60) return m + ' min ' + Math.round(s % 60) + ' s';
-    return Math.floor(m / 60) + ' h ' + (m % 60) + ' min';
-  }
+  ${FORMAT_DURATION}
   function formatTime(iso) { return iso.slice(0, 10) + ' ' + iso.slice(11, 19) + ' UTC'; }
   function muted(text) {
     var span = document.createElement('span');

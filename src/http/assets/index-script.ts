@@ -1,3 +1,5 @@
+import { FORMAT_DURATION } from './format-duration.js';
+
 /**
  * /assets/index.js: keeps the builds table current by fetching /api/builds
  * every few seconds and re-rendering the rows (same layout as page-index.ts).
@@ -14,14 +16,7 @@ export const INDEX_SCRIPT = String.raw`(function () {
   if (!rows || !wrap || !empty) return;
 
   // Same rules as page-format.ts.
-  function formatDuration(ms) {
-    var s = ms / 1000;
-    if (s < 10) return s.toFixed(1) + ' s';
-    if (s < 60) return Math.round(s) + ' s';
-    var m = Math.floor(s / 60);
-    if (m < 60) return m + ' min ' + Math.round(s % 60) + ' s';
-    return Math.floor(m / 60) + ' h ' + (m % 60) + ' min';
-  }
+  ${FORMAT_DURATION}
   function formatAge(iso, now) {
     var s = Math.max(0, Math.floor((now - Date.parse(iso)) / 1000));
     if (s < 5) return 'just now';
