@@ -5,7 +5,6 @@ import { BuildLogs } from './build-logs.js';
 import type { Config } from './config.js';
 import { createGitHubClient, type GitHubClient } from './github.js';
 import { createApp } from './http/app.js';
-import { webhookNodeHandler } from './http/webhook.js';
 import type { Logger } from './log.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { createBuilderChooser } from './pipeline/builder-choice.js';
@@ -102,22 +101,7 @@ export async function startService(config: Config, options: ServiceOptions): Pro
     onQueued: () => worker.kick(),
     isStopping: () => stopping,
   });
-  // POST /webhook is the hot path: served on node:http directly (Express costs more per
-  // request than everything else a delivery needs); every other path goes to Express.
-  const onWebhook = webhookNodeHandler({
-    secret: config.webhookSecret,
-    buildBranches: config.buildBranches,
-    store,
-    log,
-    metrics,
-    onQueued: () => worker.kick(),
-    isStopping: () => stopping,
-  });
-  const server = createServer((req, res) => {
-    const url = req.url ?? '';
-    if (url === '/webhook' || url.startsWith('/webhook?')) onWebhook(req, res);
-    else app(req, res);
-  });
+  const server = createServer(app);
   // GitHub waits 10 s; a client that dribbles its body should not hold a socket longer.
   server.requestTimeout = 30_000;
   server.headersTimeout = 15_000;

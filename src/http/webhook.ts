@@ -1,6 +1,5 @@
 import { Webhooks } from '@octokit/webhooks';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import express, { Router } from 'express';
 import { AppError } from '../errors.js';
 import { toErrorAnswer } from './error-handler.js';
 import { decideBuild, type BuildRequest } from '../intake.js';
@@ -46,7 +45,7 @@ export interface Answer {
 }
 
 /** Everything POST /webhook does, apart from reading the body and writing the answer. Throws AppError. */
-export function deliveryHandler(deps: WebhookDeps): (header: (name: string) => string | undefined, raw: Buffer) => Promise<Answer> {
+function deliveryHandler(deps: WebhookDeps): (header: (name: string) => string | undefined, raw: Buffer) => Promise<Answer> {
   const webhooks = new Webhooks({ secret: deps.secret });
   const rejected = (status: number, message: string, hint?: string) => {
     deps.metrics.deliveries.inc({ outcome: 'rejected' });
@@ -165,20 +164,4 @@ export function webhookNodeHandler(deps: WebhookDeps): (req: IncomingMessage, re
       );
     });
   };
-}
-
-/** POST /webhook for Express (kept for the app's tests); same answers as webhookNodeHandler. */
-export function webhookRouter(deps: WebhookDeps): Router {
-  const handle = deliveryHandler(deps);
-  const router = Router();
-  router.post('/webhook', express.raw({ type: () => true, limit: MAX_DELIVERY_BYTES }), async (req, res) => {
-    const raw: Buffer = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
-    const a = await handle((name) => req.get(name), raw);
-    res.status(a.status).json(a.body);
-    a.after?.();
-  });
-  router.all('/webhook', (req, res) => {
-    res.set('Allow', 'POST').status(405).json({ error: `${req.method} is not allowed on /webhook; GitHub POSTs deliveries here` });
-  });
-  return router;
 }
