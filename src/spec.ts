@@ -1,5 +1,6 @@
 import { posix } from 'node:path';
 import { z } from 'zod';
+import { isValidRepositoryName, isValidTag } from './docker-reference.js';
 
 /**
  * What to build, as plain data. Produced from dockerInfo.json (describing) and
@@ -25,20 +26,17 @@ export class SpecError extends Error {
   }
 }
 
-// Docker's reference grammar (distribution/reference): path components of a repository name, and a tag.
-const NAME_COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
-const TAG = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
 const STAGE = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 const ARG_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 const serviceName = z
   .string({ error: 'must be a string' })
   .max(200, 'must be at most 200 characters')
-  .refine((v) => v.split('/').every((part) => NAME_COMPONENT.test(part)), {
+  .refine(isValidRepositoryName, {
     message: 'must be a Docker repository name: lowercase letters, digits and single . _ - between them (for example "api" or "team/api")',
   });
 
-const tag = z.string({ error: 'must be a string' }).regex(TAG, 'must be a Docker tag: letters, digits, _ . - (not first), at most 128 characters');
+const tag = z.string({ error: 'must be a string' }).refine(isValidTag, { message: 'must be a Docker tag: letters, digits, _ . - (not first), at most 128 characters' });
 
 function relativePath(what: string) {
   return z.string({ error: 'must be a string' }).transform((value, ctx) => {

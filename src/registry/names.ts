@@ -1,32 +1,12 @@
+import { isValidDigest, isValidRepositoryName, isValidTag } from '../docker-reference.js';
 import { RegistryError } from './errors.js';
 
 /**
- * The distribution reference grammar for what goes into a /v2/ URL. Checked
- * before any request so that user input can never reshape the URL path
- * (`../`, `?`, `%2F`) and so callers get a clear 400 instead of the registry's
- * 404 for a name it could never have stored.
+ * Checked before any request so that user input can never reshape the URL
+ * path (`../`, `?`, `%2F`) and so callers get a clear 400 instead of the
+ * registry's 404 for a name it could never have stored.
  */
-const PATH_COMPONENT = '[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*';
-const REPOSITORY_NAME = new RegExp(`^${PATH_COMPONENT}(?:/${PATH_COMPONENT})*$`);
-const TAG = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
-// Only the algorithms registries implement: the general OCI grammar also admits `a:b`, which registry 2.8.2 answers with a 500.
-const DIGEST = /^(?:sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$/;
-
-/** distribution caps the whole name (all components and slashes) at 255 characters. */
-const MAX_NAME_LENGTH = 255;
-
-export function isValidRepositoryName(s: string): boolean {
-  return typeof s === 'string' && s.length <= MAX_NAME_LENGTH && REPOSITORY_NAME.test(s);
-}
-
-export function isValidTag(s: string): boolean {
-  return typeof s === 'string' && TAG.test(s);
-}
-
-/** sha256:<64 hex> or sha512:<128 hex>. */
-export function isValidDigest(s: string): boolean {
-  return typeof s === 'string' && DIGEST.test(s);
-}
+export { isValidDigest, isValidRepositoryName, isValidTag };
 
 /** The checks the client runs before any request: RegistryError 400 with the registry's own codes. */
 export function checkName(name: string): void {
