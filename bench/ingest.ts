@@ -48,16 +48,15 @@ export interface DeliveryTarget {
 }
 
 /** The autocannon request for one payload kind: headers and body built anew for each request. */
-export function deliveryRequest(kind: PayloadKind, secret: string, target: DeliveryTarget) {
+export async function deliveryRequest(kind: PayloadKind, secret: string, target: DeliveryTarget) {
   const payload =
     kind === 'merged'
       ? mergedPullRequestPayload({ owner: target.owner, repo: target.repo, sha: PLACEHOLDER_SHA, mergedAt: target.mergedAt ?? '2024-05-01T10:00:00Z' })
       : examplePayload('pull_request', 'opened');
-  const template = signDelivery(secret, payload);
+  const template = await signDelivery(secret, payload);
   const parts = template.body.split(PLACEHOLDER_SHA);
   if (kind === 'merged' && parts.length !== 2) throw new Error(`expected the placeholder sha once in the merged payload, found it ${parts.length - 1} times`);
   const fixed = { ...template.headers };
-  delete fixed['x-hub-signature']; // GitHub sends SHA-1 too; no receiver here reads it
   const staticBody = kind === 'ignored' ? template.body : undefined;
   const staticSignature = template.headers['x-hub-signature-256'];
   return {
@@ -80,7 +79,7 @@ export function deliveryRequest(kind: PayloadKind, secret: string, target: Deliv
 
 /** One load run: `connections` keep-alive connections for `seconds`, every response's latency kept. */
 export async function load(url: string, kind: PayloadKind, secret: string, target: DeliveryTarget, seconds: number, connections = 32, receiverPid?: number): Promise<LoadResult> {
-  const { request } = deliveryRequest(kind, secret, target);
+  const { request } = await deliveryRequest(kind, secret, target);
   let latencies = new Float64Array(1 << 16);
   let n = 0;
   const codes: Record<string, number> = {};
@@ -196,7 +195,7 @@ export async function runIngest(o: IngestOptions): Promise<IngestRounds> {
   const counts = await o.dockhook.call<Record<string, number>>('counts');
   return {
     runs,
-    payloadBytes: { ignored: deliveryRequest('ignored', o.secret, target).bytes, merged: deliveryRequest('merged', o.secret, target).bytes },
+    payloadBytes: { ignored: (await deliveryRequest('ignored', o.secret, target)).bytes, merged: (await deliveryRequest('merged', o.secret, target)).bytes },
     accepted,
     recorded: counts.queued ?? 0,
     inFlightAllowance: mergedRuns * 32,
@@ -250,7 +249,7 @@ export async function runWhileBuilding(o: BusyOptions): Promise<BusyRound[]> {
       const ids: number[] = [];
       for (const repo of o.repos) {
         const sha = await repo.commit({ 'dockerInfo.json': dockerInfo(`bench-busy-${repo.name}`, `1.0.${Date.now()}`) });
-        const { body, headers } = signDelivery(o.secret, mergedPullRequestPayload({ owner: repo.owner, repo: repo.name, sha }));
+        const { body, headers } = await signDelivery(o.secret, mergedPullRequestPayload({ owner: repo.owner, repo: repo.name, sha }));
         const res = await fetch(`${dockhook.ready.url}/webhook`, { method: 'POST', body, headers });
         const answer = (await res.json()) as { build?: number };
         if (res.status !== 202 || answer.build === undefined) throw new Error(`merge of ${repo.name} answered ${res.status} ${JSON.stringify(answer)}`);

@@ -101,7 +101,7 @@ export async function runMemory(o: MemoryOptions): Promise<MemoryRound[]> {
         const idleUsage = (await dockhook.call<{ now: NodeJS.MemoryUsage }>('memory', { reset: true })).now;
         const sha = await o.repo.commit({ 'dockerInfo.json': dockerInfo(`bench-memory-${builder}`, `1.0.${n++}`) });
         const sampler = sampleMemory(dockhook.pid);
-        const { body, headers } = signDelivery(o.secret, mergedPullRequestPayload({ owner: o.repo.owner, repo: o.repo.name, sha }));
+        const { body, headers } = await signDelivery(o.secret, mergedPullRequestPayload({ owner: o.repo.owner, repo: o.repo.name, sha }));
         const t0 = Date.now();
         const res = await fetch(`${dockhook.ready.url}/webhook`, { method: 'POST', body, headers });
         const answer = (await res.json()) as { build?: number };

@@ -68,7 +68,7 @@ async function viaDockhook(o: PipelineOptions, builder: 'classic' | 'buildkit', 
   const service = `bench-${builder}`;
   const version = `${round}.${cache === 'cold' ? 0 : 1}.${versionCounter++}`;
   const sha = await o.repo.commit({ 'dockerInfo.json': dockerInfo(service, version) });
-  const { body, headers } = signDelivery(o.secret, mergedPullRequestPayload({ owner: o.repo.owner, repo: o.repo.name, sha }));
+  const { body, headers } = await signDelivery(o.secret, mergedPullRequestPayload({ owner: o.repo.owner, repo: o.repo.name, sha }));
   const server = o.dockhook[builder];
   const t0 = Date.now();
   const res = await fetch(`${server.ready.url}/webhook`, { method: 'POST', body, headers });

@@ -1,6 +1,5 @@
-import { createHmac, randomUUID } from 'node:crypto';
 import { commandEnv } from './env.js';
-import { mergedPullRequestExample } from './merged-pr-example.js';
+import { mergedPullRequestPayload, signDelivery } from '../github-delivery.js';
 import { UsageError, parseOptions } from './usage-error.js';
 
 export const usage = `Usage: dockhook send-test-delivery --url <url> [--repo owner/name] [--sha <sha>] [--branch <name>] [--secret <secret>]
@@ -54,10 +53,12 @@ export async function run(args: string[]): Promise<number> {
     return 78; // EX_CONFIG, as `serve` exits for missing settings
   }
 
-  const { payload, repo, sha, branch } = mergedPullRequestExample({ repo: v.repo, sha: v.sha, branch: v.branch });
-  const body = JSON.stringify(payload);
-  const hmac = (algorithm: 'sha1' | 'sha256') => createHmac(algorithm, secret).update(body, 'utf8').digest('hex');
-  const deliveryId = randomUUID();
+  const payload = mergedPullRequestPayload({ repo: v.repo, sha: v.sha, branch: v.branch });
+  const repo = payload.repository.full_name as string;
+  const sha = payload.pull_request.merge_commit_sha as string;
+  const branch = payload.pull_request.base.ref as string;
+  const { body, headers } = await signDelivery(secret, payload);
+  const deliveryId = headers['x-github-delivery']!;
   process.stdout.write(`POST ${url}\n  pull_request closed (merged) ${repo}@${sha.slice(0, 7)} into ${branch}, delivery ${deliveryId}\n`);
 
   let res: Response;
@@ -65,15 +66,7 @@ export async function run(args: string[]): Promise<number> {
     res = await fetch(url, {
       method: 'POST',
       body,
-      headers: {
-        'content-type': 'application/json',
-        'user-agent': 'GitHub-Hookshot/dockhook-send-test-delivery',
-        'x-github-event': 'pull_request',
-        'x-github-delivery': deliveryId,
-        'x-github-hook-id': '0',
-        'x-hub-signature': `sha1=${hmac('sha1')}`,
-        'x-hub-signature-256': `sha256=${hmac('sha256')}`,
-      },
+      headers: { ...headers, 'user-agent': 'GitHub-Hookshot/dockhook-send-test-delivery' },
       signal: AbortSignal.timeout(15_000),
     });
   } catch (err) {

@@ -265,7 +265,7 @@ describe('deliveries', () => {
   test('signDelivery signs the exact body as @octokit/webhooks-methods verifies it', async () => {
     const payload = mergedPullRequestPayload({ owner: OWNER, repo: NAME, sha: 'a'.repeat(40), number: 7 });
     for (const form of [false, true]) {
-      const { body, headers } = signDelivery('secret', payload, { form, id: 'd-1' });
+      const { body, headers } = await signDelivery('secret', payload, { form, id: 'd-1' });
       assert.equal(await verify('secret', body, headers['x-hub-signature-256']), true);
       assert.equal(headers['x-github-delivery'], 'd-1');
       assert.equal(headers['x-github-event'], 'pull_request');
