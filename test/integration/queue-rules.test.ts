@@ -140,15 +140,18 @@ describe('registry outages and build timeouts', () => {
   it('a registry down for a moment: the push is retried and the build succeeds', async () => {
     const h = await startHarness({ env: { RETRY_INITIAL_DELAY_SECONDS: '0.5', RETRY_WINDOW_SECONDS: '60' } });
     try {
-      const repo = await h.createRepo(OWNER, 'outage', repoFiles('outage', '1.0.0'));
-      await h.registry.stop();
+      // The RUN step gives a window: the registry goes away after the version-tag check, before the push.
+      const repo = await h.createRepo(OWNER, 'outage', repoFiles('outage', '1.0.0', 'sleep 2'));
       const res = await h.merge(OWNER, 'outage', repo.head());
+      for (let i = 0; i < 200 && !/ builder$/m.test(await h.service.logs.read(res.body.build)); i++) await new Promise((r) => setTimeout(r, 25));
+      await h.registry.stop();
       await until('a retry to be scheduled', () => h.github.statusesFor(repo.head()).some((s) => /retrying/.test(s.description ?? '')));
       await h.registry.start();
       const build = await h.waitForBuild(res.body.build);
       assert.equal(build.state, 'succeeded', build.failure);
       assert.ok(build.attempts >= 2);
       assert.match(await h.service.logs.read(build.id), /attempt 1 failed: registry .*unreachable.*retrying in/);
+      assert.match(await h.service.logs.read(build.id), /attempt 1 failed: registry unreachable while pushing /, 'it was the push that failed and was retried');
       assert.equal(h.github.statusesFor(repo.head()).at(-1)?.state, 'success');
     } finally {
       await h.close();
