@@ -1,17 +1,6 @@
 // strip-ansi is the maintained answer (it tracks ansi-regex); swap the import here if the version changes.
 import stripAnsi from 'strip-ansi';
 
-/**
- * The lines of a build log file that are complete. A trailing piece without
- * its newline is still being written and belongs to the next read, so line
- * numbers stay the same between a page render and the live stream.
- */
-export function completeLines(text: string): string[] {
-  const lines = text.split('\n');
-  lines.pop(); // '' after the last newline, or an unfinished line
-  return lines;
-}
-
 /** Terminal colours and cursor moves mean nothing in a browser or a JSON client. */
 export function withoutAnsi(line: string): string {
   return stripAnsi(line);

@@ -1,7 +1,7 @@
 import type { Request, Response } from 'express';
 import type { BuildLogs } from '../build-logs.js';
 import type { BuildStore } from '../queue/store.js';
-import { completeLines, withoutAnsi } from './log-lines.js';
+import { withoutAnsi } from './log-lines.js';
 
 export interface LogStreamDeps {
   store: BuildStore;
@@ -18,54 +18,20 @@ export interface LogStreamOptions {
 
 const HEARTBEAT_MS = 15_000;
 const STOP_CHECK_MS = 1_000;
-/** How soon to read the file again while it lags behind the live lines. */
-const CATCH_UP_MS = 25;
-/** While nothing new is said, a few re-reads pick up lines written just before we subscribed. */
-const QUIET_RECHECK_MS = 200;
-const QUIET_RECHECKS = 10;
-/** A build that finished this recently may still be flushing its log file. */
-const SETTLE_MS = 2_000;
 
 const isFinal = (state: string | undefined) => state === 'succeeded' || state === 'failed';
 
 /**
- * Largest m such that the last m lines of `file` (after `from`) are the first
- * m buffered live lines: where the file's history meets what we heard live.
- * Lines carry millisecond timestamps, so a false match needs two identical
- * lines in the same millisecond; the largest overlap is taken.
- */
-function tailOverlap(file: string[], live: string[], from: number): number {
-  for (let m = Math.min(file.length - from, live.length); m > 0; m--) {
-    let same = true;
-    for (let j = 0; j < m && same; j++) same = file[file.length - m + j] === live[j];
-    if (same) return m;
-  }
-  return 0;
-}
-
-/**
- * Server-sent events for one build's log: the file so far, then live lines,
- * then `event: end` with the final state. Each line's event id is its line
- * number, so a reconnecting EventSource resumes where it stopped.
- *
- * Why it is not just "read the file, then follow": the file lags behind the
- * live lines (the write stream flushes later), so lines said between a read
- * and a subscription would be lost. Instead we subscribe first and buffer;
- * then read the file until it catches up with the first buffered line, send
- * the file up to there, then the buffer, then live lines as they come.
+ * Server-sent events for one build's log: what is written so far, then live
+ * lines, then `event: end` with the final state. Each event's id is its line
+ * number, so a reconnecting EventSource (Last-Event-ID) or a page that already
+ * shows N lines (?after=N) resumes exactly there. BuildLogs.follow does the
+ * joining of history and live lines; this class only decides when the stream
+ * is over: the build has ended, or dockhook is stopping.
  */
 class LogStream {
-  private sent = 0;
-  private fromFile = 0;
-  private readonly buffer: string[] = [];
-  private joined = false;
-  /** The writer closed and flushed, and the build is over: the file is the whole log. */
-  private fileComplete = false;
+  private sent: number;
   private closed = false;
-  private reading = false;
-  private again = false;
-  private quietRechecks = 0;
-  private rereadPending = false;
   private unfollow: (() => void) | undefined;
   private readonly timers = new Set<NodeJS.Timeout>();
 
@@ -74,7 +40,9 @@ class LogStream {
     private readonly deps: LogStreamDeps,
     private readonly id: number,
     private readonly options: LogStreamOptions,
-  ) {}
+  ) {
+    this.sent = options.after;
+  }
 
   start(): void {
     this.res.status(200).set({
@@ -86,129 +54,54 @@ class LogStream {
     this.res.flushHeaders();
     this.res.write('retry: 3000\n\n');
     this.res.on('close', () => this.cleanup());
-    this.subscribe();
     this.every(HEARTBEAT_MS, () => this.res.write(': keep-alive\n\n'));
+    // A queued build waiting for its next attempt would hold the server open during a stop.
     this.every(STOP_CHECK_MS, () => {
-      if (this.deps.isStopping() && !this.deps.logs.isOpen(this.id)) {
-        this.fileComplete = true;
-        void this.reconcile();
-      }
+      if (this.deps.isStopping() && !this.deps.logs.isOpen(this.id)) this.finish();
     });
-
-    const build = this.deps.store.get(this.id);
-    if (isFinal(build?.state) && !this.deps.logs.isOpen(this.id)) {
-      // Over, and its writer is closing or long closed. If it is closing, the
-      // end event comes within SETTLE_MS; if it closed before we subscribed, it never will.
-      const wait = (build?.finishedAt ?? 0) + SETTLE_MS - Date.now();
-      if (wait <= 0) this.fileComplete = true;
-      else this.after(wait, () => {
-        this.fileComplete = true;
-        void this.reconcile();
-      });
-    }
-    void this.reconcile();
+    void this.attach();
   }
 
-  private subscribe(): void {
-    this.unfollow = this.deps.logs.follow(
-      this.id,
-      (line) => this.onLine(line),
-      () => this.onEnd(),
-    );
-  }
-
-  private onLine(line: string): void {
-    if (this.closed) return;
-    if (this.joined) return this.emit(line);
-    this.buffer.push(line);
-    if (this.buffer.length === 1) void this.reconcile();
-  }
-
-  private onEnd(): void {
-    this.unfollow = undefined; // follow() has already removed its listeners
-    if (this.closed) return;
-    const state = this.deps.store.get(this.id)?.state;
-    if (isFinal(state) || this.deps.isStopping()) {
-      this.fileComplete = true;
-    } else {
-      // Queued again for a retry: the next attempt appends to the same log.
-      this.subscribe();
-    }
-    if (this.joined && this.fileComplete) this.finish();
-    else void this.reconcile();
-  }
-
-  /** Serialised: one file read at a time, and one more if something happened meanwhile. */
-  private async reconcile(): Promise<void> {
-    if (this.reading) {
-      this.again = true;
-      return;
-    }
-    this.reading = true;
+  private async attach(): Promise<void> {
     try {
-      do {
-        this.again = false;
-        await this.reconcileOnce();
-      } while (this.again && !this.closed);
+      const unfollow = await this.deps.logs.follow(this.id, this.sent, (line, n) => this.emit(line, n), () => this.onEnd());
+      if (this.closed) unfollow?.();
+      else if (unfollow) this.unfollow = unfollow;
+      else this.onEnd();
     } catch (err) {
       this.res.write(`event: error\ndata: ${JSON.stringify({ error: `cannot read the log: ${(err as Error).message}` })}\n\n`);
       this.res.end();
       this.cleanup();
-    } finally {
-      this.reading = false;
     }
   }
 
-  private async reconcileOnce(): Promise<void> {
+  /** The writer closed (or none was open): over, or queued for another attempt that appends to this log. */
+  private onEnd(): void {
+    this.unfollow = undefined;
     if (this.closed) return;
-    if (this.joined) {
-      if (this.fileComplete) this.finish();
-      return;
+    if (isFinal(this.deps.store.get(this.id)?.state) || this.deps.isStopping()) return this.finish();
+    this.unfollow = this.deps.logs.onOpen(this.id, () => {
+      this.unfollow = undefined;
+      void this.attach();
+    });
+    // The next attempt may have opened its writer before we subscribed.
+    if (this.deps.logs.isOpen(this.id)) {
+      this.unfollow();
+      this.unfollow = undefined;
+      void this.attach();
     }
-    // Read the flag before the file: only a read that starts after the flush sees everything.
-    const complete = this.fileComplete;
-    const file = completeLines(await this.deps.logs.read(this.id));
-    if (this.closed) return;
-    if (complete) {
-      this.sendFile(file, file.length);
-      this.finish();
-      return;
-    }
-    if (this.buffer.length === 0) {
-      // Nothing said since we subscribed: the whole file is history. Lines said just
-      // before we subscribed may still be on their way to the file; look again shortly.
-      this.sendFile(file, file.length);
-      if (this.quietRechecks++ < QUIET_RECHECKS) this.readAgain(QUIET_RECHECK_MS);
-      return;
-    }
-    const overlap = tailOverlap(file, this.buffer, this.fromFile);
-    if (overlap === 0) {
-      // The file has not reached the first live line yet: what it holds is older. Read again soon.
-      this.sendFile(file, file.length);
-      this.readAgain(CATCH_UP_MS);
-      return;
-    }
-    this.sendFile(file, file.length - overlap);
-    this.joined = true;
-    for (const line of this.buffer.splice(0)) this.emit(line);
-    if (this.fileComplete) this.finish();
   }
 
-  private sendFile(file: string[], upTo: number): void {
-    for (let i = this.fromFile; i < upTo; i++) this.emit(file[i]!);
-    this.fromFile = Math.max(this.fromFile, upTo);
-  }
-
-  private emit(line: string): void {
-    this.sent += 1;
-    if (this.sent <= this.options.after) return;
+  private emit(line: string, n: number): void {
+    if (this.closed || n <= this.sent) return;
+    this.sent = n;
     const text = this.options.stripAnsi ? withoutAnsi(line) : line;
     // A bare CR would end the SSE line early and lose the rest; each piece becomes a data field instead.
     const data = text
       .split(/\r\n|\r|\n/)
       .map((part) => `data: ${part}\n`)
       .join('');
-    this.res.write(`id: ${this.sent}\n${data}\n`);
+    this.res.write(`id: ${n}\n${data}\n`);
   }
 
   private finish(): void {
@@ -224,27 +117,8 @@ class LogStream {
     this.closed = true;
     this.unfollow?.();
     this.unfollow = undefined;
-    for (const t of this.timers) clearTimeout(t);
+    for (const t of this.timers) clearInterval(t);
     this.timers.clear();
-  }
-
-  /** At most one re-read waits at a time, whatever asked for it. */
-  private readAgain(ms: number): void {
-    if (this.rereadPending) return;
-    this.rereadPending = true;
-    this.after(ms, () => {
-      this.rereadPending = false;
-      void this.reconcile();
-    });
-  }
-
-  private after(ms: number, fn: () => void): void {
-    if (this.closed) return;
-    const t = setTimeout(() => {
-      this.timers.delete(t);
-      if (!this.closed) fn();
-    }, ms);
-    this.timers.add(t);
   }
 
   private every(ms: number, fn: () => void): void {

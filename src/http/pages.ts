@@ -10,7 +10,7 @@ import { STYLE } from './assets/style.js';
 import { pageOfBuilds, parseId, parseListQuery } from './build-query.js';
 import { toBuildView } from './build-view.js';
 import { html } from './html.js';
-import { completeLines } from './log-lines.js';
+import { completeLines } from '../build-logs.js';
 import { renderBuildBody, renderNotFoundBody } from './page-build.js';
 import { renderIndexBody } from './page-index.js';
 import { pageHeaders, renderPage } from './page-layout.js';

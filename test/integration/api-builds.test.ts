@@ -8,7 +8,7 @@ import express from 'express';
 import { BuildLogs } from '../../src/build-logs.js';
 import { buildsApiRouter } from '../../src/http/api-builds.js';
 import { toBuildView } from '../../src/http/build-view.js';
-import { completeLines } from '../../src/http/log-lines.js';
+import { completeLines } from '../../src/build-logs.js';
 import { BuildStore, type BuildRecord } from '../../src/queue/store.js';
 import { startHarness, type Harness } from '../support/harness.js';
 
