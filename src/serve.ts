@@ -1,5 +1,5 @@
-import 'dotenv/config';
 import { ConfigError, loadConfig } from './config.js';
+import { loadEnv } from './env.js';
 import { createLogger } from './log.js';
 import { startService } from './service.js';
 import { setUpWebhooks } from './webhook-setup.js';
@@ -8,7 +8,7 @@ import { setUpWebhooks } from './webhook-setup.js';
 export async function serve(): Promise<void> {
   let config;
   try {
-    config = loadConfig(process.env);
+    config = loadConfig(loadEnv());
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`dockhook: ${err.message}\n`);

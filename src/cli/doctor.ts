@@ -1,6 +1,6 @@
 import { createScrubber } from '../secrets.js';
 import { checkConfig, checkEngine, checkGitHub, checkNgrok, checkRegistry, checkWebhookSecret, type CheckResult } from './doctor-checks.js';
-import { commandEnv } from './env.js';
+import { loadEnv } from '../env.js';
 import { parseOptions } from './usage-error.js';
 
 export const usage = `Usage: dockhook doctor [--repo owner/name]...
@@ -25,7 +25,7 @@ export function formatLine(r: CheckResult): string {
 
 export async function run(args: string[]): Promise<number> {
   const v = parseOptions(args, { repo: { type: 'string', multiple: true } });
-  const env = commandEnv();
+  const env = loadEnv();
   // A last net: no check prints a secret, but an error text from a server could echo one.
   const scrub = createScrubber([env.WEBHOOK_SECRET, env.GITHUB_TOKEN, env.REGISTRY_PASSWORD, env.API_TOKEN, env.NGROK_AUTHTOKEN]);
   let failed = false;

@@ -1,4 +1,4 @@
-import { commandEnv } from './env.js';
+import { loadEnv } from '../env.js';
 import { mergedPullRequestPayload, signDelivery } from '../github-delivery.js';
 import { UsageError, parseOptions } from './usage-error.js';
 
@@ -47,7 +47,7 @@ export async function run(args: string[]): Promise<number> {
   const url = deliveryUrl(v.url);
   if (v.repo !== undefined && !/^[\w.-]+\/[\w.-]+$/.test(v.repo)) throw new UsageError('--repo must look like owner/name');
   if (v.sha !== undefined && !SHA.test(v.sha)) throw new UsageError('--sha must be a full 40-character commit sha');
-  const secret = v.secret ?? commandEnv().WEBHOOK_SECRET;
+  const secret = v.secret ?? loadEnv().WEBHOOK_SECRET;
   if (!secret) {
     process.stderr.write('dockhook: WEBHOOK_SECRET is required but missing or empty: set it in the environment or in .env (the same value dockhook uses), or pass --secret\n');
     return 78; // EX_CONFIG, as `serve` exits for missing settings
