@@ -4,13 +4,14 @@
 #
 #   docker build -t dockhook .            (or: docker-compose build)
 #
-# The runtime runs as the non-root user `dockhook`. It builds images through
-# the host's engine, so it must be able to open /var/run/docker.sock, which
-# belongs to root and the host's `docker` group. That group's id differs from
-# host to host, so it is not baked in here: docker-compose.yml adds it with
-# `group_add: ["${DOCKER_GID:-999}"]`; put the host's id in .env as
-# DOCKER_GID (`stat -c %g /var/run/docker.sock` prints it). With plain
-# `docker run`: --group-add "$(stat -c %g /var/run/docker.sock)".
+# dockhook runs as the non-root user `dockhook` (uid 10001). It builds images
+# through the host's engine, so it must be able to open /var/run/docker.sock,
+# which belongs to root and a group whose id differs from host to host. The
+# entrypoint (deploy/docker-entrypoint.sh) starts as root only to read that
+# id, then switches to dockhook with that one group added and every
+# capability dropped, so no DOCKER_GID setting is needed. Run with --user
+# instead, the entrypoint leaves the user alone: add the socket's group with
+# --group-add "$(stat -c %g /var/run/docker.sock)".
 # Whoever can use the socket is root on the host in all but name: run only
 # images you trust with it mounted.
 
@@ -49,13 +50,14 @@ ENV NODE_ENV=production \
 # A fixed uid/gid, so the volume's owner is the same across rebuilds.
 RUN groupadd --system --gid 10001 dockhook \
  && useradd --system --uid 10001 --gid dockhook --home-dir /app --no-create-home --shell /usr/sbin/nologin dockhook \
- && mkdir -p /data \
- && chown dockhook:dockhook /data
+ && mkdir -p /data /auth \
+ && chown dockhook:dockhook /data /auth
 COPY --from=prod-deps /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY package.json ./
-USER dockhook
-# A new named volume takes /data's owner from the image: dockhook can write it.
+COPY deploy/docker-entrypoint.sh /usr/local/bin/docker-entrypoint.sh
+# A new named volume takes its directory's owner from the image: dockhook can
+# write /data, and compose's one-shot registry-auth (this image too) /auth.
 VOLUME /data
 EXPOSE 3000
 # slim has no curl: node's fetch asks /healthz (the process serves; /readyz would also fail on a registry outage).
@@ -64,4 +66,5 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
 # A 4 MiB young generation (V8's default is 16): streaming a build context allocates
 # buffers fast, and a smaller nursery frees them sooner (peak RSS 148 → 128 MiB on a
 # 300 MiB context in bench/, same build time).
+ENTRYPOINT ["docker-entrypoint.sh"]
 CMD ["node", "--max-semi-space-size=4", "dist/main.js"]

@@ -16,6 +16,7 @@ const commands: Record<string, () => Promise<Command>> = {
   serve: () => import('./cli/serve.js'),
   'send-test-delivery': () => import('./cli/send-test-delivery.js'),
   doctor: () => import('./cli/doctor.js'),
+  'init-registry-auth': () => import('./cli/init-registry-auth.js'),
 };
 
 /** Here rather than in each command's module, so the overview loads none of them. */
@@ -23,6 +24,7 @@ const summaries: Record<string, string> = {
   serve: 'run the webhook server (what `npm start` runs)',
   'send-test-delivery': 'sign and send an example merged pull request to a dockhook',
   doctor: 'check the settings, the engine, the registry, GitHub and ngrok',
+  'init-registry-auth': "make the registry's password and htpasswd once (compose runs it)",
 };
 
 const mainUsage = `Usage: dockhook <command> [options]

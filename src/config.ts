@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 
 /**
@@ -38,7 +39,15 @@ const schema = z.object({
   KEEP_VERSIONS: positiveInt('KEEP_VERSIONS').optional(),
   NGROK_API_URL: z.url().optional(),
   WEBHOOK_REPOS: z.string().optional(),
+  // Read from a file instead (Docker's secrets convention); compose makes REGISTRY_PASSWORD_FILE itself.
+  WEBHOOK_SECRET_FILE: z.string().optional(),
+  GITHUB_TOKEN_FILE: z.string().optional(),
+  REGISTRY_PASSWORD_FILE: z.string().optional(),
+  API_TOKEN_FILE: z.string().optional(),
 });
+
+/** The secrets that may come from a file named by NAME_FILE. */
+const SECRETS_FROM_FILES = ['WEBHOOK_SECRET', 'GITHUB_TOKEN', 'REGISTRY_PASSWORD', 'API_TOKEN'] as const;
 
 export interface Config {
   webhookSecret: string;
@@ -88,22 +97,59 @@ function isLocalHost(host: string): boolean {
   return name === 'localhost' || name.startsWith('127.') || name === '[::1]';
 }
 
-/** Reads the environment (already merged with .env by main.ts) and fails naming the first bad variable. */
-export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+export type ReadSecret = (path: string) => string;
+
+/**
+ * NAME_FILE → NAME: the file's content without its final newline. Both set is
+ * an error rather than a silent choice. Problems name the variable and the
+ * path, never the content.
+ */
+function readSecretFiles(present: Record<string, string>, readSecret: ReadSecret): { name: string; text: string }[] {
+  const problems: { name: string; text: string }[] = [];
+  const problem = (name: string, text: string) => problems.push({ name, text });
+  for (const name of SECRETS_FROM_FILES) {
+    const path = present[`${name}_FILE`];
+    if (path === undefined) continue;
+    if (present[name] !== undefined) {
+      problem(name, `${name} and ${name}_FILE are both set: keep one of them`);
+      continue;
+    }
+    let value: string;
+    try {
+      value = readSecret(path).replace(/\r?\n$/, '');
+    } catch (err) {
+      problem(name, `${name}_FILE: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+      continue;
+    }
+    if (value === '') problem(name, `${name}_FILE: ${path} is empty`);
+    else present[name] = value;
+  }
+  return problems;
+}
+
+/** Reads the environment (already merged with .env by main.ts) and fails naming every bad variable. */
+export function loadConfig(env: Record<string, string | undefined> = process.env, readSecret: ReadSecret = (path) => readFileSync(path, 'utf8')): Config {
   // An empty value is as good as missing: `WEBHOOK_SECRET=` in .env must not start a server that accepts anything.
-  const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const present = Object.fromEntries(Object.entries(env).filter((entry): entry is [string, string] => entry[1] !== undefined && entry[1] !== ''));
+  const fileProblems = readSecretFiles(present, readSecret);
   const parsed = schema.safeParse(present);
+  const lines = [...fileProblems.map((p) => p.text)];
   if (!parsed.success) {
-    const lines = parsed.error.issues.map((issue) => {
+    for (const issue of parsed.error.issues) {
       const name = String(issue.path[0] ?? '');
+      // A secret whose file could not be read is already on the list.
+      if (fileProblems.some((p) => p.name === name)) continue;
       const missing = issue.code === 'invalid_type' && present[name] === undefined;
-      return missing ? `${name} is required but missing or empty` : `${name}: ${issue.message}`;
-    });
+      const orFile = (SECRETS_FROM_FILES as readonly string[]).includes(name) ? ` (or name a file holding it in ${name}_FILE)` : '';
+      lines.push(missing ? `${name} is required but missing or empty${orFile}` : `${name}: ${issue.message}`);
+    }
+  }
+  if (lines.length || !parsed.success) {
     throw new ConfigError(`invalid configuration:\n  ${lines.join('\n  ')}\nSet it in the environment or in .env (see .env.example).`);
   }
   const e = parsed.data;
   if ((e.REGISTRY_USERNAME === undefined) !== (e.REGISTRY_PASSWORD === undefined)) {
-    throw new ConfigError('invalid configuration:\n  REGISTRY_USERNAME and REGISTRY_PASSWORD must be set together');
+    throw new ConfigError('invalid configuration:\n  REGISTRY_USERNAME and REGISTRY_PASSWORD (or REGISTRY_PASSWORD_FILE) must be set together');
   }
   const scheme = isLocalHost(e.REGISTRY) ? 'http' : 'https';
   return {

@@ -61,7 +61,7 @@ export async function checkEngine(docker = new Docker({ timeout: 10_000 })): Pro
     const code = reason(err);
     const fix =
       code === 'EACCES'
-        ? `this user may not use ${where}: add it to the docker group; in compose, set DOCKER_GID in .env to what \`stat -c %g /var/run/docker.sock\` prints`
+        ? `this user may not use ${where}: add it to the group that owns the socket (\`stat -c %g /var/run/docker.sock\`); dockhook's image does that itself unless started with --user, which then needs --group-add with that id`
         : 'start Docker (sudo systemctl start docker), or mount /var/run/docker.sock into the container, or set DOCKER_HOST';
     return fail('engine', `cannot reach the engine at ${where} (${code})`, fix);
   }
@@ -86,7 +86,7 @@ export async function checkRegistry(config: Config): Promise<CheckResult> {
   } catch (err) {
     if (err instanceof RegistryError && err.status === 401) {
       return user
-        ? fail('registry', `${url} refused the credentials of REGISTRY_USERNAME=${user}`, `check REGISTRY_PASSWORD: it must be the password of ${user} in the registry's htpasswd file (scripts/make-htpasswd.sh ${user} writes auth/htpasswd)`)
+        ? fail('registry', `${url} refused the credentials of REGISTRY_USERNAME=${user}`, `check REGISTRY_PASSWORD (or the file REGISTRY_PASSWORD_FILE names): it must be the password of ${user} in the registry's htpasswd file. In compose, both come from the registry-auth volume: run \`docker compose up -d --force-recreate\` so registry-auth rewrites the htpasswd; elsewhere scripts/make-htpasswd.sh ${user} writes one`)
         : fail('registry', `${url} requires credentials`, 'set REGISTRY_USERNAME and REGISTRY_PASSWORD');
     }
     if (err instanceof RegistryError && [403, 404, 405].includes(err.status)) {

@@ -26,8 +26,13 @@ export function formatLine(r: CheckResult): string {
 export async function run(args: string[]): Promise<number> {
   const v = parseOptions(args, { repo: { type: 'string', multiple: true } });
   const env = loadEnv();
+  const { config, results } = checkConfig(env);
   // A last net: no check prints a secret, but an error text from a server could echo one.
-  const scrub = createScrubber([env.WEBHOOK_SECRET, env.GITHUB_TOKEN, env.REGISTRY_PASSWORD, env.API_TOKEN, env.NGROK_AUTHTOKEN]);
+  // The config's values too: a secret may have come from a NAME_FILE.
+  const scrub = createScrubber([
+    env.WEBHOOK_SECRET, env.GITHUB_TOKEN, env.REGISTRY_PASSWORD, env.API_TOKEN, env.NGROK_AUTHTOKEN,
+    config?.webhookSecret, config?.githubToken, config?.registryAuth?.password, config?.apiToken,
+  ]);
   let failed = false;
   const print = (results: CheckResult[]) => {
     for (const r of results) {
@@ -36,7 +41,6 @@ export async function run(args: string[]): Promise<number> {
     }
   };
 
-  const { config, results } = checkConfig(env);
   print(results);
   print([await checkEngine()]);
   if (!config) {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -12,6 +12,8 @@ import { createGitRepo, type GitRepo } from '../support/git-repo.js';
 import { freePort } from '../support/ports.js';
 import { SECRET as HARNESS_SECRET, startHarness, type Harness } from '../support/harness.js';
 import { startRegistry, type TestRegistry } from '../support/registry-server.js';
+import { loadConfig } from '../../src/config.js';
+import { checkRegistry } from '../../src/cli/doctor-checks.js';
 
 /**
  * `dockhook` as a person runs it: a subprocess of src/cli.ts, its own temp
@@ -246,5 +248,72 @@ describe('dockhook send-test-delivery (against a running dockhook)', () => {
     const noUrl = await dockhook(['send-test-delivery'], { WEBHOOK_SECRET: SECRET });
     assert.equal(noUrl.code, 2);
     assert.match(noUrl.stderr, /--url is required/);
+  });
+});
+
+describe('dockhook init-registry-auth (what compose runs; a real registry reads the result)', () => {
+  let dir: string;
+  let reg: TestRegistry | undefined;
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'dockhook-auth-'));
+  });
+  after(async () => {
+    await reg?.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  /** dockhook's own view, as compose configures it: the password only through REGISTRY_PASSWORD_FILE. */
+  const registryCheck = (host: string) =>
+    checkRegistry(loadConfig({ WEBHOOK_SECRET: SECRET, GITHUB_TOKEN: TOKEN, REGISTRY: host, REGISTRY_USERNAME: REGISTRY_USER, REGISTRY_PASSWORD_FILE: join(dir, 'password') }));
+
+  it('makes a password and an htpasswd entry that the registry accepts and dockhook reads, printing neither', async () => {
+    const first = await dockhook(['init-registry-auth', '--dir', dir]);
+    assert.equal(first.code, 0, first.stderr);
+    assert.match(first.stdout, /made a new password and its htpasswd entry for user dockhook/);
+    const password = (await readFile(join(dir, 'password'), 'utf8')).trim();
+    assert.ok(password.length >= 40, 'a long random password');
+    assert.ok(!first.stdout.includes(password) && !first.stderr.includes(password), 'the password is not printed');
+    assert.equal((await stat(join(dir, 'password'))).mode & 0o777, 0o600);
+    assert.equal((await stat(join(dir, 'htpasswd'))).mode & 0o777, 0o644);
+
+    reg = await startRegistry({ htpasswdFile: join(dir, 'htpasswd') });
+    const ok = await registryCheck(reg.host);
+    assert.equal(ok.level, 'ok', ok.message);
+    // And a wrong password is refused, so the check above meant something.
+    const wrong = await checkRegistry(loadConfig({ WEBHOOK_SECRET: SECRET, GITHUB_TOKEN: TOKEN, REGISTRY: reg.host, REGISTRY_USERNAME: REGISTRY_USER, REGISTRY_PASSWORD: 'not-it' }));
+    assert.equal(wrong.level, 'FAIL');
+  });
+
+  it('keeps both at the next start; a new password written to the file replaces the entry', async () => {
+    const htpasswd = await readFile(join(dir, 'htpasswd'), 'utf8');
+    const again = await dockhook(['init-registry-auth', '--dir', dir]);
+    assert.equal(again.code, 0, again.stderr);
+    assert.match(again.stdout, /kept the password and htpasswd already there/);
+    assert.equal(await readFile(join(dir, 'htpasswd'), 'utf8'), htpasswd, 'unchanged');
+
+    await writeFile(join(dir, 'password'), 'a-password-chosen-by-a-person\n');
+    const changed = await dockhook(['init-registry-auth', '--dir', dir]);
+    assert.equal(changed.code, 0, changed.stderr);
+    assert.match(changed.stdout, /wrote the htpasswd entry for the password already there/);
+    await reg!.stop();
+    await reg!.start();
+    const ok = await registryCheck(reg!.host);
+    assert.equal(ok.level, 'ok', ok.message);
+  });
+
+  it('will not replace an htpasswd it cannot know the password of, and says what to do', async () => {
+    const other = await mkdtemp(join(tmpdir(), 'dockhook-auth-'));
+    try {
+      await writeFile(join(other, 'htpasswd'), 'someone:$2y$10$abcdefghijklmnopqrstuuu1234567890abcdefghijklmnopqrstu\n');
+      const run = await dockhook(['init-registry-auth', '--dir', other]);
+      assert.equal(run.code, 1);
+      assert.match(run.stderr, /htpasswd exists but .*password does not .*write it to .*password, or delete .*htpasswd to make new credentials/);
+      assert.equal(await readFile(join(other, 'htpasswd'), 'utf8').then((t) => t.startsWith('someone:')), true, 'left as it was');
+      const missing = await dockhook(['init-registry-auth', '--dir', join(other, 'nope')]);
+      assert.equal(missing.code, 1);
+      assert.match(missing.stderr, /does not exist: create it or mount a volume there/);
+    } finally {
+      await rm(other, { recursive: true, force: true });
+    }
   });
 });

@@ -72,7 +72,7 @@ function mountsOf(service: Obj): Mount[] {
 /** .env.example with the values a person must fill, filled. */
 async function filledEnv(overrides: Record<string, string> = {}): Promise<Record<string, string>> {
   const env = parseEnv(await read('.env.example'));
-  return { ...env, WEBHOOK_SECRET: 'compose-test-secret-0123456789', GITHUB_TOKEN: 'ghp_composetest', NGROK_AUTHTOKEN: 'ngrok-test-token', REGISTRY_PASSWORD: 'registry-test-pw', ...overrides };
+  return { ...env, WEBHOOK_SECRET: 'compose-test-secret-0123456789', GITHUB_TOKEN: 'ghp_composetest', NGROK_AUTHTOKEN: 'ngrok-test-token', ...overrides };
 }
 
 describe('docker-compose.yml as docker-compose resolves it', () => {
@@ -93,16 +93,16 @@ describe('docker-compose.yml as docker-compose resolves it', () => {
     const envFile = join(dir, '.env');
     await writeFile(envFile, Object.entries(env).map(([k, v]) => `${k}=${v}`).join('\n') + '\n');
     // Variables of the machine would win over .env in interpolation: leave out the ones this file uses.
-    const { DOCKER_GID: _g, NGROK_AUTHTOKEN: _n, REGISTRY_BIND: _b, ...processEnv } = process.env;
+    const { NGROK_AUTHTOKEN: _n, REGISTRY_BIND: _b, ...processEnv } = process.env;
     const { stdout } = await run(compose[0], [...compose.slice(1), '--env-file', envFile, '-f', join(dir, 'docker-compose.yml'), 'config'], { cwd: dir, env: processEnv });
     return parseYaml(stdout) as Obj;
   }
 
-  it('has dockhook, registry and ngrok, wired as the README of the file says', async () => {
-    const env = await filledEnv({ DOCKER_GID: '998' });
+  it('has dockhook, registry and ngrok (and the one-shot registry-auth), wired as the README of the file says', async () => {
+    const env = await filledEnv();
     const config = await resolved(env);
-    assert.deepEqual(Object.keys(config.services).sort(), ['dockhook', 'ngrok', 'registry']);
-    const { dockhook, registry, ngrok } = config.services as Record<string, Obj>;
+    assert.deepEqual(Object.keys(config.services).sort(), ['dockhook', 'ngrok', 'registry', 'registry-auth']);
+    const { dockhook, registry, ngrok, 'registry-auth': registryAuth } = config.services as Record<string, Obj>;
 
     // dockhook: built here, the host's engine through its socket, state in a named volume.
     assert.equal(typeof dockhook.build === 'string' ? dockhook.build : dockhook.build.context, dir);
@@ -111,7 +111,7 @@ describe('docker-compose.yml as docker-compose resolves it', () => {
     assert.ok(dm.some((m) => m.source === 'dockhook-data' && m.target === '/data'), 'named volume for /data');
     assert.ok('dockhook-data' in config.volumes);
     assert.equal(dockhook.restart, 'unless-stopped');
-    assert.deepEqual(dockhook.group_add.map(String), ['998'], 'DOCKER_GID from .env');
+    assert.equal(dockhook.group_add, undefined, "no group id to configure: the image's entrypoint adds the socket's group");
     // env_file .env reached the container (compose v1 prints it merged into environment).
     const denv = dockhook.environment as Obj;
     if (dockhook.env_file === undefined) assert.equal(denv.WEBHOOK_SECRET, env.WEBHOOK_SECRET);
@@ -123,16 +123,30 @@ describe('docker-compose.yml as docker-compose resolves it', () => {
     assert.equal(denv.REGISTRY_URL, 'http://registry:5000');
     assert.equal(denv.NGROK_API_URL, 'http://ngrok:4040');
     assert.ok(portsOf(dockhook).some((p) => p.target === '3000' && p.published === '3000'));
-    assert.ok(JSON.stringify(dockhook.depends_on).includes('registry'));
+    // The registry's login comes from registry-auth's volume, not from .env.
+    assert.equal(denv.REGISTRY_USERNAME, 'dockhook');
+    assert.equal(denv.REGISTRY_PASSWORD_FILE, '/auth/password');
+    assert.ok(dm.some((m) => m.source === 'registry-auth' && m.target === '/auth' && m.readOnly));
+    assert.equal(dockhook.depends_on['registry-auth'].condition, 'service_completed_successfully');
+    assert.ok('registry' in dockhook.depends_on);
 
-    // registry: deletion on (retention), htpasswd auth from the mounted file, its data in a named volume.
+    // registry-auth: dockhook's own image, run once, writing the volume; no .env, so no secret.
+    assert.equal(typeof registryAuth.build === 'string' ? registryAuth.build : registryAuth.build.context, dir);
+    assert.deepEqual(registryAuth.command, ['node', 'dist/cli.js', 'init-registry-auth', '--dir', '/auth', '--user', 'dockhook']);
+    assert.equal(String(registryAuth.restart), 'no');
+    assert.ok(mountsOf(registryAuth).some((m) => m.source === 'registry-auth' && m.target === '/auth' && !m.readOnly));
+    assert.equal(registryAuth.environment?.WEBHOOK_SECRET, undefined);
+    assert.ok('registry-auth' in config.volumes);
+
+    // registry: deletion on (retention), htpasswd auth from the file registry-auth made, its data in a named volume.
     assert.equal(registry.image, 'registry:2');
     assert.equal(String(registry.environment.REGISTRY_STORAGE_DELETE_ENABLED), 'true');
     assert.equal(registry.environment.REGISTRY_AUTH, 'htpasswd');
     assert.ok(registry.environment.REGISTRY_AUTH_HTPASSWD_REALM);
     assert.equal(registry.environment.REGISTRY_AUTH_HTPASSWD_PATH, '/auth/htpasswd');
     const registryMounts = mountsOf(registry);
-    assert.ok(registryMounts.some((m) => m.source === join(dir, 'auth', 'htpasswd') && m.target === '/auth/htpasswd'), 'htpasswd mounted from ./auth');
+    assert.ok(registryMounts.some((m) => m.source === 'registry-auth' && m.target === '/auth' && m.readOnly), 'htpasswd mounted from the registry-auth volume');
+    assert.equal(registry.depends_on['registry-auth'].condition, 'service_completed_successfully', 'started only once the htpasswd exists');
     assert.ok(registryMounts.some((m) => m.source === 'registry-data' && m.target === '/var/lib/registry'));
     assert.ok('registry-data' in config.volumes);
     assert.equal(registry.restart, 'unless-stopped');
@@ -148,11 +162,33 @@ describe('docker-compose.yml as docker-compose resolves it', () => {
     assert.equal(ngrok.environment.WEBHOOK_SECRET, undefined, "dockhook's secrets stay out of the ngrok container");
   });
 
-  it('defaults DOCKER_GID to 999 and REGISTRY_BIND to loopback when .env leaves them out', async () => {
-    const { DOCKER_GID: _g, REGISTRY_BIND: _b, ...env } = await filledEnv();
+  it('defaults REGISTRY_BIND to loopback when .env leaves it out', async () => {
+    const { REGISTRY_BIND: _b, ...env } = await filledEnv();
     const config = await resolved(env);
-    assert.deepEqual(config.services.dockhook.group_add.map(String), ['999']);
     assert.equal(portsOf(config.services.registry)[0].hostIp, '127.0.0.1');
+  });
+
+  /** dockhook's environment in the container: .env plus compose's pins (v1 prints env_file merged in; v2 may not). */
+  async function containerEnv(env: Record<string, string>): Promise<Record<string, string>> {
+    const config = await resolved(env);
+    return { ...(config.services.dockhook.env_file === undefined ? {} : env), ...config.services.dockhook.environment };
+  }
+  const passwordFile = (path: string) => {
+    if (path === '/auth/password') return 'made-by-registry-auth\n';
+    throw Object.assign(new Error('ENOENT'), { code: 'ENOENT' });
+  };
+
+  it('gives dockhook a valid configuration from the three filled values, the registry login included', async () => {
+    const config = loadConfig(await containerEnv(await filledEnv()), passwordFile);
+    assert.deepEqual(config.registryAuth, { username: 'dockhook', password: 'made-by-registry-auth' });
+    assert.equal(config.registry, 'localhost:5000');
+    assert.equal(config.registryUrl, 'http://registry:5000');
+    assert.equal(config.ngrokApiUrl, 'http://ngrok:4040');
+  });
+
+  it('refuses an old .env that still sets REGISTRY_PASSWORD, saying why', async () => {
+    const env = await containerEnv(await filledEnv({ REGISTRY_PASSWORD: 'from-an-old-env' }));
+    assert.throws(() => loadConfig(env, passwordFile), /REGISTRY_PASSWORD and REGISTRY_PASSWORD_FILE are both set: keep one of them/);
   });
 
   it('declares env_file .env for dockhook only', async () => {
@@ -160,6 +196,7 @@ describe('docker-compose.yml as docker-compose resolves it', () => {
     assert.deepEqual([raw.services.dockhook.env_file].flat(), ['.env']);
     assert.equal(raw.services.ngrok.env_file, undefined);
     assert.equal(raw.services.registry.env_file, undefined);
+    assert.equal(raw.services['registry-auth'].env_file, undefined);
   });
 });
 
@@ -175,7 +212,7 @@ describe('Dockerfile', () => {
     return out;
   };
 
-  it('builds in stages and runs node dist/main.js as a non-root user, with a healthcheck on /healthz', async () => {
+  it('builds in stages and runs node dist/main.js through the entrypoint that drops to dockhook, with a healthcheck on /healthz', async () => {
     const all = await stages();
     assert.ok(all.length >= 2, 'multi-stage');
     for (const s of all) {
@@ -183,10 +220,10 @@ describe('Dockerfile', () => {
       assert.ok(/^node:.*-slim$/.test(image.replace('${NODE_VERSION}', '22')) || all.some((o) => o.from.endsWith(` AS ${image}`)), `${s.from}: based on node:*-slim or an earlier stage`);
     }
     const final = all.at(-1)!;
-    const user = final.lines.filter((l) => /^USER\s/i.test(l)).at(-1);
-    assert.ok(user, 'the final stage sets USER');
-    assert.ok(!/^USER\s+(root|0)(:|\s|$)/i.test(user), `final USER is not root: ${user}`);
-    assert.match(user, /dockhook/);
+    // The entrypoint starts as root to read the socket's group, then switches (see the next test).
+    assert.ok(final.lines.some((l) => l === 'ENTRYPOINT ["docker-entrypoint.sh"]'));
+    assert.ok(final.lines.some((l) => /^COPY deploy\/docker-entrypoint\.sh \/usr\/local\/bin\/docker-entrypoint\.sh$/.test(l)));
+    assert.ok(final.lines.some((l) => /useradd .*--uid 10001 .*dockhook/.test(l)));
     const health = final.lines.find((l) => /^HEALTHCHECK\s/i.test(l));
     assert.ok(health, 'HEALTHCHECK present');
     assert.match(health, /\/healthz/);
@@ -201,6 +238,21 @@ describe('Dockerfile', () => {
     assert.ok(!final.lines.some((l) => /apt-get install|g\+\+|python3/.test(l)), 'no build tools in the runtime stage');
     assert.ok(all.some((s) => s.lines.some((l) => /npm ci --omit=dev/.test(l))));
     assert.ok(all.some((s) => s.lines.some((l) => /npm run build/.test(l))));
+  });
+
+  it('has an entrypoint that never execs the command as root', async () => {
+    const script = (await read('deploy/docker-entrypoint.sh')).split('\n').filter((l) => !l.trim().startsWith('#'));
+    const execs = script.filter((l) => /\bexec\b/.test(l)).map((l) => l.trim());
+    // Only two ways out as root, both through setpriv to dockhook with no capabilities and no setuid escalation.
+    const rootExecs = execs.filter((l) => l !== 'exec "$@"');
+    assert.equal(rootExecs.length, 2);
+    for (const l of rootExecs) {
+      assert.match(l, /^exec setpriv --reuid=dockhook --regid=dockhook /);
+      assert.match(l, /--inh-caps=-all --bounding-set=-all --no-new-privs -- "\$@"$/);
+    }
+    // The plain exec is reached only when not root.
+    const text = script.join('\n');
+    assert.match(text, /if \[ "\$\(id -u\)" != 0 \]; then\s+exec "\$@"\s+fi/);
   });
 
   it('has a .dockerignore that keeps local state and secrets out of the build context', async () => {
@@ -231,13 +283,17 @@ describe('.env.example', () => {
     for (const name of settings) assert.match(example, new RegExp(`^(# )?${name}=`, 'm'), `${name} is in .env.example`);
     const env = parseEnv(example);
     assert.equal(env.REGISTRY, 'localhost:5000');
-    for (const secret of ['WEBHOOK_SECRET', 'GITHUB_TOKEN', 'NGROK_AUTHTOKEN', 'REGISTRY_PASSWORD']) assert.equal(env[secret], '', `${secret} is left empty`);
+    // Exactly three values to fill; the registry's login is compose's business.
+    const toFill = Object.entries(env).filter(([, v]) => v === '').map(([k]) => k).sort();
+    assert.deepEqual(toFill, ['GITHUB_TOKEN', 'NGROK_AUTHTOKEN', 'WEBHOOK_SECRET']);
+    assert.equal((example.match(/^# REQUIRED/gm) ?? []).length, 3);
+    assert.equal(env.REGISTRY_PASSWORD, undefined);
   });
 
   it('is a valid configuration once the secrets are filled', async () => {
     const config = loadConfig(await filledEnv());
     assert.equal(config.registry, 'localhost:5000');
-    assert.deepEqual(config.registryAuth, { username: 'dockhook', password: 'registry-test-pw' });
+    assert.equal(config.registryAuth, undefined, 'outside compose, an open registry unless REGISTRY_USERNAME/PASSWORD are set');
   });
 });
 

@@ -30,6 +30,8 @@ export interface TestRegistryOptions {
   tokenAuth?: boolean;
   /** storage.delete.enabled; default true. */
   deleteEnabled?: boolean;
+  /** htpasswd auth from this existing file (made by the code under test) instead of one made from `auth`. */
+  htpasswdFile?: string;
 }
 
 export interface TestRegistry {
@@ -137,8 +139,8 @@ function renderConfig(dir: string, port: number, opts: TestRegistryOptions, toke
       `    issuer: ${q(TOKEN_ISSUER)}`,
       `    rootcertbundle: ${q(tokens.certPath)}`,
     );
-  } else if (opts.auth) {
-    lines.push('auth:', '  htpasswd:', '    realm: dockhook-test', `    path: ${q(join(dir, 'htpasswd'))}`);
+  } else if (opts.auth || opts.htpasswdFile) {
+    lines.push('auth:', '  htpasswd:', '    realm: dockhook-test', `    path: ${q(opts.htpasswdFile ?? join(dir, 'htpasswd'))}`);
   }
   return lines.join('\n') + '\n';
 }

@@ -32,7 +32,7 @@ describe('loadConfig', () => {
     assert.throws(() => loadConfig({ ...base, PORT: 'abc' }), /PORT/);
     assert.throws(() => loadConfig({ ...base, BUILD_CONCURRENCY: '0' }), /BUILD_CONCURRENCY must be greater than 0/);
     assert.throws(() => loadConfig({ ...base, PUBLIC_URL: 'not a url' }), /PUBLIC_URL/);
-    assert.throws(() => loadConfig({ ...base, REGISTRY_USERNAME: 'u' }), /REGISTRY_USERNAME and REGISTRY_PASSWORD must be set together/);
+    assert.throws(() => loadConfig({ ...base, REGISTRY_USERNAME: 'u' }), /REGISTRY_USERNAME and REGISTRY_PASSWORD \(or REGISTRY_PASSWORD_FILE\) must be set together/);
   });
 
   it('reads lists and a remote registry over https', () => {
@@ -50,5 +50,63 @@ describe('loadConfig', () => {
     } catch (err) {
       assert.doesNotMatch((err as Error).message, /topsecretvalue/);
     }
+  });
+
+  describe('NAME_FILE secrets', () => {
+    const files: Record<string, string> = { '/run/secrets/registry': 'from-the-file\n', '/run/secrets/empty': '\n' };
+    const readSecret = (path: string) => {
+      if (path in files) return files[path];
+      throw Object.assign(new Error(`ENOENT: no such file, open '${path}'`), { code: 'ENOENT' });
+    };
+
+    it('reads a secret from the file NAME_FILE names, without its final newline', () => {
+      const c = loadConfig({ ...base, REGISTRY_USERNAME: 'dockhook', REGISTRY_PASSWORD_FILE: '/run/secrets/registry' }, readSecret);
+      assert.deepEqual(c.registryAuth, { username: 'dockhook', password: 'from-the-file' });
+      const { WEBHOOK_SECRET: _s, ...noSecret } = base;
+      assert.equal(loadConfig({ ...noSecret, WEBHOOK_SECRET_FILE: '/run/secrets/registry' }, readSecret).webhookSecret, 'from-the-file');
+    });
+
+    it('reads a real file by default', async () => {
+      const { mkdtemp, writeFile, rm } = await import('node:fs/promises');
+      const { join } = await import('node:path');
+      const { tmpdir } = await import('node:os');
+      const dir = await mkdtemp(join(tmpdir(), 'dockhook-config-'));
+      try {
+        await writeFile(join(dir, 'password'), 'on-disk\n');
+        const c = loadConfig({ ...base, REGISTRY_USERNAME: 'u', REGISTRY_PASSWORD_FILE: join(dir, 'password') });
+        assert.equal(c.registryAuth?.password, 'on-disk');
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
+    });
+
+    it('names the variable and the path when the file is missing or empty, or both forms are set', () => {
+      assert.throws(
+        () => loadConfig({ ...base, REGISTRY_USERNAME: 'u', REGISTRY_PASSWORD_FILE: '/nope' }, readSecret),
+        (e: Error) => e instanceof ConfigError && e.message.includes('REGISTRY_PASSWORD_FILE: cannot read /nope (ENOENT)') && !e.message.includes('must be set together'),
+      );
+      assert.throws(() => loadConfig({ ...base, API_TOKEN_FILE: '/run/secrets/empty' }, readSecret), /API_TOKEN_FILE: \/run\/secrets\/empty is empty/);
+      assert.throws(
+        () => loadConfig({ ...base, REGISTRY_USERNAME: 'u', REGISTRY_PASSWORD: 'p', REGISTRY_PASSWORD_FILE: '/run/secrets/registry' }, readSecret),
+        /REGISTRY_PASSWORD and REGISTRY_PASSWORD_FILE are both set: keep one of them/,
+      );
+      // The file's problem and the other settings' problems come in one answer.
+      assert.throws(
+        () => loadConfig({ ...base, PORT: 'abc', REGISTRY_USERNAME: 'u', REGISTRY_PASSWORD_FILE: '/nope' }, readSecret),
+        (e: Error) => /REGISTRY_PASSWORD_FILE/.test(e.message) && /PORT/.test(e.message),
+      );
+    });
+
+    it('says a missing secret may come from a file', () => {
+      const { GITHUB_TOKEN: _t, ...noToken } = base;
+      assert.throws(() => loadConfig(noToken), /GITHUB_TOKEN is required but missing or empty \(or name a file holding it in GITHUB_TOKEN_FILE\)/);
+    });
+
+    it('never puts the file content in an error', () => {
+      assert.throws(
+        () => loadConfig({ ...base, PORT: 'abc', REGISTRY_USERNAME: 'u', REGISTRY_PASSWORD_FILE: '/run/secrets/registry' }, readSecret),
+        (e: Error) => !e.message.includes('from-the-file'),
+      );
+    });
   });
 });
