@@ -216,7 +216,15 @@ const now = () => new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
 
 // ---------------------------------------------------------------- server
 
-export async function startFakeGitHub(opts: { token: string }): Promise<FakeGitHub> {
+export interface FakeGitHubOptions {
+  token: string;
+  /** Interface to listen on; default 127.0.0.1. 0.0.0.0 lets containers reach it (the compose rehearsal). */
+  listenHost?: string;
+  /** Host name in the URLs it hands out (API, tarball redirects); default listenHost, or 127.0.0.1 for 0.0.0.0. */
+  urlHost?: string;
+}
+
+export async function startFakeGitHub(opts: FakeGitHubOptions): Promise<FakeGitHub> {
   const repos = new Map<string, RepoEntry>(); // key: lower-cased "owner/name" (GitHub names are case-insensitive)
   const statuses: RecordedStatus[] = [];
   const requests: RecordedRequest[] = [];
@@ -229,8 +237,10 @@ export async function startFakeGitHub(opts: { token: string }): Promise<FakeGitH
 
   const apiServer = createServer();
   const codeloadServer = createServer();
-  const apiUrl = await listen(apiServer);
-  const codeloadUrl = await listen(codeloadServer);
+  const listenHost = opts.listenHost ?? '127.0.0.1';
+  const urlHost = opts.urlHost ?? (listenHost === '0.0.0.0' ? '127.0.0.1' : listenHost);
+  const apiUrl = await listen(apiServer, listenHost, urlHost);
+  const codeloadUrl = await listen(codeloadServer, listenHost, urlHost);
 
   const repoApiUrl = (r: RepoEntry) => `${apiUrl}/repos/${r.owner}/${r.name}`;
   const repoHtmlUrl = (r: RepoEntry) => `https://github.com/${r.owner}/${r.name}`;
@@ -733,12 +743,12 @@ export async function startFakeGitHub(opts: { token: string }): Promise<FakeGitH
   };
 }
 
-function listen(server: Server): Promise<string> {
+function listen(server: Server, host: string, urlHost: string): Promise<string> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
+    server.listen(0, host, () => {
       const { port } = server.address() as AddressInfo;
-      resolve(`http://127.0.0.1:${port}`);
+      resolve(`http://${urlHost}:${port}`);
     });
   });
 }

@@ -1,0 +1,380 @@
+#!/usr/bin/env bash
+# Local stand-ins for the three Docker Hub images that docker-compose.yml and the
+# Dockerfile name, so `docker-compose up --build` runs on a machine that cannot
+# pull from Docker Hub:
+#
+#   node:20-slim        Debian bookworm minbase (debootstrap) + this host's Node 20,
+#                       laid out like the official image (/usr/local/...)
+#   registry:2          Debian's docker-registry binary (distribution 2.8) in a
+#                       busybox + glibc rootfs laid out like the official image
+#   ngrok/ngrok:latest  node:20-slim + test/rehearsal/fake-ngrok-agent.mjs
+#
+# Each is built only when no image of that name exists, and carries the label
+# dockhook.stand-in=true (which images built FROM node:20-slim inherit, dockhook's
+# own included). A real image of the same name is never replaced.
+#
+#   sudo test/rehearsal/stand-in-images.sh            # build what is missing
+#   STANDIN_REBUILD=1 ...                              # rebuild the stand-ins present too
+#   STANDIN_REFRESH_BASE=1 ...                         # debootstrap again (new Debian updates)
+#
+# Needs root (debootstrap, chroot) on a Debian/Ubuntu host with Node 20, a Docker
+# engine, and deb.debian.org reachable. See test/rehearsal/README.md.
+set -euo pipefail
+
+here="$(cd "$(dirname "$0")" && pwd)"
+# The debootstrapped rootfs is cached here: debootstrap + upgrade take ~30 s to minutes (mirror
+# speed), unpacking the tarball a few seconds.
+cache_dir="${STANDIN_CACHE_DIR:-/var/cache/dockhook-stand-in}"
+mirror="${STANDIN_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+suite=bookworm # what node:20-slim is based on today
+label=dockhook.stand-in=true
+rebuild="${STANDIN_REBUILD:-0}"
+
+NODE_IMAGE=node:20-slim
+REGISTRY_IMAGE=registry:2
+NGROK_IMAGE=ngrok/ngrok:latest
+
+log() { printf '[stand-in] %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# --- scratch directories: always unmounted and removed, even on failure -------------------------
+# new_workdir NAME sets $workdir; it is not meant for command substitution, whose subshell
+# would lose the addition to the list.
+workdirs=()
+workdir=
+new_workdir() {
+  workdir="$(mktemp -d "/var/tmp/standin-$1.XXXXXX")"
+  workdirs+=("$workdir")
+  chmod 755 "$workdir" # becomes the image's / (mktemp's 0700 would lock out non-root users)
+}
+# debootstrap and our chroot steps mount proc/sys/dev inside the rootfs; nothing may be
+# deleted or tarred through such a mount.
+unmount_under() {
+  findmnt -rn -o TARGET | awk -v d="$1/" 'index($0, d) == 1' | sort -r | while read -r m; do umount -l "$m" || true; done
+}
+cleanup() {
+  local d
+  for d in ${workdirs[@]+"${workdirs[@]}"}; do
+    unmount_under "$d"
+    rm -rf --one-file-system "$d"
+  done
+}
+trap cleanup EXIT
+
+# --- helpers --------------------------------------------------------------------------------------
+# missing | stand-in | real
+image_state() {
+  local v
+  v="$(docker image inspect --format '{{ index .Config.Labels "dockhook.stand-in" }}' "$1" 2>/dev/null)" || { echo missing; return; }
+  if [ "$v" = true ]; then echo stand-in; else echo real; fi
+}
+
+# Whether to build $1: when missing, or a stand-in and a rebuild was asked for.
+should_build() {
+  case "$(image_state "$1")" in
+    missing) return 0 ;;
+    real) log "$1: a real (not stand-in) image is present, leaving it alone"; return 1 ;;
+    stand-in)
+      if [ "$rebuild" = 1 ]; then log "$1: rebuilding the stand-in (STANDIN_REBUILD=1)"; remember_old "$1"; return 0; fi
+      log "$1: stand-in present ($(docker image inspect --format '{{.Id}}' "$1" | cut -c8-19)), nothing to do"
+      return 1 ;;
+  esac
+}
+
+# A rebuilt stand-in leaves its predecessor untagged: removed at the end unless still in use
+# (a container, or a build cache image on top of it).
+old_ids=()
+remember_old() { old_ids+=("$(docker image inspect --format '{{.Id}}' "$1")"); }
+remove_old() {
+  local i id
+  for ((i = ${#old_ids[@]} - 1; i >= 0; i--)); do # newest first: an old ngrok is a child of an old node
+    id="${old_ids[$i]}"
+    if [ -z "$(docker image inspect --format '{{join .RepoTags ","}}' "$id" 2>/dev/null)" ]; then
+      docker rmi "$id" >/dev/null 2>&1 || true
+    fi
+  done
+}
+
+require_root() { [ "$(id -u)" = 0 ] || die "$1 needs root (run with sudo)"; }
+
+apt_install() {
+  require_root "installing $*"
+  log "apt-get install $*"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+smoke() { docker run --rm --name "standin-smoke-$$-$RANDOM" "$@"; }
+
+# --- node:20-slim ---------------------------------------------------------------------------------
+# A Debian bookworm minbase rootfs, configured the way the official debian:bookworm-slim
+# is (debuerreotype's apt/dpkg settings, no docs/man/locales), apt lists removed.
+make_base_tarball() {
+  local out="$1" root
+  require_root "debootstrap"
+  command -v debootstrap >/dev/null || apt_install debootstrap
+  new_workdir debootstrap; root="$workdir"
+  log "debootstrap --variant=minbase $suite (cached afterwards in $out)"
+  local t0=$SECONDS
+  debootstrap --variant=minbase "$suite" "$root" "$mirror" >"$root.log" 2>&1 \
+    || { tail -n 30 "$root.log" >&2; die "debootstrap failed (full log: $root.log)"; }
+  rm -f "$root.log"
+  unmount_under "$root"
+  log "debootstrap took $((SECONDS - t0))s"
+
+  # The same three suites as the official image, so `apt-get update` sees security fixes too.
+  cat >"$root/etc/apt/sources.list" <<EOF
+deb $mirror $suite main
+deb $mirror $suite-updates main
+deb http://security.debian.org/debian-security $suite-security main
+EOF
+  # debuerreotype's container settings: no apt caches or translations, compressed lists,
+  # unsafe-io dpkg, and (slim) no docs, man pages or locales.
+  printf 'Dir::Cache::pkgcache "";\nDir::Cache::srcpkgcache "";\n' >"$root/etc/apt/apt.conf.d/docker-clean"
+  printf 'Acquire::GzipIndexes "true";\n' >"$root/etc/apt/apt.conf.d/docker-gzip-indexes"
+  printf 'Acquire::Languages "none";\n' >"$root/etc/apt/apt.conf.d/docker-no-languages"
+  printf 'Apt::AutoRemove::SuggestsImportant "false";\n' >"$root/etc/apt/apt.conf.d/docker-autoremove-suggests"
+  mkdir -p "$root/etc/dpkg/dpkg.cfg.d"
+  printf 'force-unsafe-io\n' >"$root/etc/dpkg/dpkg.cfg.d/docker-apt-speedup"
+  cat >"$root/etc/dpkg/dpkg.cfg.d/docker" <<'EOF'
+path-exclude /usr/share/doc/*
+path-include /usr/share/doc/*/copyright
+path-exclude /usr/share/groff/*
+path-exclude /usr/share/info/*
+path-exclude /usr/share/linda/*
+path-exclude /usr/share/lintian/overrides/*
+path-exclude /usr/share/locale/*
+path-exclude /usr/share/man/*
+EOF
+  find "$root/usr/share/doc" -mindepth 1 -not -name copyright -not -type d -delete
+  find "$root/usr/share/doc" -mindepth 1 -type d -empty -delete
+  rm -rf "$root"/usr/share/{groff,info,linda,locale,man}/* "$root"/usr/share/lintian/overrides/*
+
+  # Pending bookworm-updates/-security fixes, as the official image has them.
+  mount -t proc proc "$root/proc"
+  { chroot "$root" apt-get update && DEBIAN_FRONTEND=noninteractive chroot "$root" apt-get -y upgrade \
+      && chroot "$root" apt-get clean; } >"$root.log" 2>&1 \
+    || { tail -n 30 "$root.log" >&2; die "apt-get upgrade in the new rootfs failed (full log: $root.log)"; }
+  rm -f "$root.log"
+  umount "$root/proc"
+
+  # No apt lists, caches or logs in the image; resolv.conf/hostname are the host's (docker
+  # mounts its own at run time).
+  rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/*.bin "$root"/var/cache/apt/archives/*.deb \
+    "$root"/var/cache/ldconfig/aux-cache "$root"/var/log/apt/* "$root"/var/log/*.log "$root"/tmp/* "$root"/root/.bash_history
+  : >"$root/etc/resolv.conf"
+  : >"$root/etc/hostname"
+
+  mkdir -p "$(dirname "$out")"
+  tar -C "$root" --numeric-owner --one-file-system -cf "$out.partial" .
+  mv "$out.partial" "$out"
+  log "cached the bookworm minbase rootfs: $out ($(du -h "$out" | cut -f1))"
+}
+
+build_node_image() {
+  local arch base_tar root node_bin node_version prefix npm_root include t0=$SECONDS
+  node_bin="$(node -p process.execPath)"
+  node_version="$(node -p process.version)"
+  [[ "$node_version" == v20.* ]] || die "the host's Node is $node_version; node:20-slim needs Node 20"
+  # nodesource installs under /usr (bin/node, lib/node_modules, include/node); the official
+  # image under /usr/local. Both are found from the binary's prefix and `npm root -g`.
+  prefix="$(dirname "$(dirname "$node_bin")")"
+  npm_root="$(npm root -g 2>/dev/null)"
+  include="$prefix/include/node"
+  [ -f "$include/common.gypi" ] || die "no Node headers at $include (node-gyp needs them; nodesource's nodejs package has them)"
+  [ -f "$npm_root/npm/bin/npm-cli.js" ] || die "no npm at $npm_root/npm"
+
+  arch="$(dpkg --print-architecture)"
+  base_tar="$cache_dir/$suite-minbase-$arch.tar"
+  if [ ! -s "$base_tar" ] || [ "${STANDIN_REFRESH_BASE:-0}" = 1 ]; then make_base_tarball "$base_tar"; fi
+
+  require_root "building $NODE_IMAGE (chroot)"
+  new_workdir node; root="$workdir"
+  tar -C "$root" --numeric-owner -xpf "$base_tar"
+
+  # The official tarball's layout: /usr/local/{bin/node,lib/node_modules/npm,include/node}.
+  install -D -m 755 "$node_bin" "$root/usr/local/bin/node"
+  ln -s node "$root/usr/local/bin/nodejs"
+  mkdir -p "$root/usr/local/lib/node_modules" "$root/usr/local/include"
+  cp -a "$npm_root/npm" "$root/usr/local/lib/node_modules/npm"
+  ln -s ../lib/node_modules/npm/bin/npm-cli.js "$root/usr/local/bin/npm"
+  ln -s ../lib/node_modules/npm/bin/npx-cli.js "$root/usr/local/bin/npx"
+  if [ -f "$npm_root/corepack/dist/corepack.js" ]; then
+    cp -a "$npm_root/corepack" "$root/usr/local/lib/node_modules/corepack"
+    ln -s ../lib/node_modules/corepack/dist/corepack.js "$root/usr/local/bin/corepack"
+  fi
+  # node-gyp finds these through npm_config_nodedir=/usr/local (the project's Dockerfile).
+  cp -a "$include" "$root/usr/local/include/node"
+  chown -R 0:0 "$root/usr/local"
+  # The official entrypoint: `docker run node:20-slim script.js` or `-e ...` runs node.
+  cat >"$root/usr/local/bin/docker-entrypoint.sh" <<'EOF'
+#!/bin/sh
+set -e
+if [ "${1#-}" != "${1}" ] || [ -z "$(command -v "${1}")" ] || { [ -f "${1}" ] && ! [ -x "${1}" ]; }; then
+  set -- node "$@"
+fi
+exec "$@"
+EOF
+  chmod 755 "$root/usr/local/bin/docker-entrypoint.sh"
+  # The official image's user (uid/gid 1000).
+  chroot "$root" groupadd --gid 1000 node
+  chroot "$root" useradd --uid 1000 --gid node --shell /bin/bash --create-home node
+  rm -f "$root"/etc/{passwd,group,shadow,gshadow,subuid,subgid}- "$root"/var/log/*log
+
+  # NOT in the real image, machine-specific: the CAs this host added locally (Debian keeps them
+  # in /usr/local/share/ca-certificates), e.g. a TLS-intercepting proxy's. Without them `npm ci`
+  # in a container fails here with SELF_SIGNED_CERT_IN_CHAIN. Node (and so npm, and dockhook's
+  # calls to GitHub) reads them through NODE_EXTRA_CA_CERTS, on top of its bundled CAs. None
+  # found = nothing added. STANDIN_EXTRA_CA_CERTS=FILE picks the file, =none adds nothing.
+  local ca_src=() ca_file=/usr/local/etc/dockhook-stand-in/extra-ca-certs.pem ca_env=()
+  case "${STANDIN_EXTRA_CA_CERTS:-}" in
+    none) ;;
+    "") shopt -s nullglob; ca_src=(/usr/local/share/ca-certificates/*.crt); shopt -u nullglob ;;
+    *) [ -r "$STANDIN_EXTRA_CA_CERTS" ] || die "STANDIN_EXTRA_CA_CERTS=$STANDIN_EXTRA_CA_CERTS is not readable"
+       ca_src=("$STANDIN_EXTRA_CA_CERTS") ;;
+  esac
+  if [ "${#ca_src[@]}" -gt 0 ]; then
+    install -d "$root$(dirname "$ca_file")"
+    cat "${ca_src[@]}" >"$root$ca_file"
+    ca_env=(--change "ENV NODE_EXTRA_CA_CERTS=$ca_file")
+    log "adding the host's extra CA certificates (${ca_src[*]}) as NODE_EXTRA_CA_CERTS"
+  fi
+
+  log "importing $NODE_IMAGE (Node $node_version, npm $(node "$npm_root/npm/bin/npm-cli.js" --version 2>/dev/null))"
+  tar -C "$root" --numeric-owner -c . | docker import \
+    --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+    --change "ENV NODE_VERSION=${node_version#v}" \
+    ${ca_env[@]+"${ca_env[@]}"} \
+    --change 'ENTRYPOINT ["docker-entrypoint.sh"]' \
+    --change 'CMD ["node"]' \
+    --change "LABEL $label" \
+    --change "LABEL dockhook.stand-in.of=docker.io/library/node:20-slim" \
+    --message "dockhook stand-in for node:20-slim: debootstrap $suite minbase + host Node $node_version" \
+    - "$NODE_IMAGE" >/dev/null
+  log "$NODE_IMAGE built in $((SECONDS - t0))s"
+  smoke "$NODE_IMAGE" node -e 'console.log("node", process.version)' >&2
+  smoke "$NODE_IMAGE" npm --version >&2
+}
+
+# --- registry:2 -----------------------------------------------------------------------------------
+# The official image is Alpine + /bin/registry + this config + an entrypoint script. Here:
+# static busybox (the shell for the entrypoint), Debian's registry binary and the glibc files
+# it links to. The config is the official one, so REGISTRY_* variables override it the same way.
+build_registry_image() {
+  local bin=/usr/bin/docker-registry root lib applet t0=$SECONDS
+  [ -x "$bin" ] || apt_install docker-registry
+  # A static busybox (busybox-static): ldd fails on it, it needs no libraries in the image.
+  if [ ! -x /bin/busybox ] || ldd /bin/busybox >/dev/null 2>&1; then apt_install busybox-static; fi
+  new_workdir registry; root="$workdir"
+  mkdir -p "$root"/{bin,etc/docker/registry,etc/ssl/certs,var/lib/registry,root}
+  install -m 1777 -d "$root/tmp"
+
+  install -m 755 /bin/busybox "$root/bin/busybox"
+  for applet in $(/bin/busybox --list-full); do
+    [ -e "$root/$applet" ] || { mkdir -p "$root/$(dirname "$applet")"; ln -s /bin/busybox "$root/$applet"; }
+  done
+  install -m 755 "$bin" "$root/bin/registry"
+  # Every library ldd names (libc and the dynamic loader), at the path the binary expects.
+  for lib in $(ldd "$bin" | grep -o '/[^ ]*'); do install -D -m 755 "$(readlink -f "$lib")" "$root$lib"; done
+  [ -f /etc/ssl/certs/ca-certificates.crt ] && cp /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/"
+  printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n' >"$root/etc/passwd"
+  printf 'root:x:0:\nnogroup:x:65534:\n' >"$root/etc/group"
+  printf 'hosts: files dns\n' >"$root/etc/nsswitch.conf"
+
+  cat >"$root/etc/docker/registry/config.yml" <<'EOF'
+version: 0.1
+log:
+  fields:
+    service: registry
+storage:
+  cache:
+    blobdescriptor: inmemory
+  filesystem:
+    rootdirectory: /var/lib/registry
+http:
+  addr: :5000
+  headers:
+    X-Content-Type-Options: [nosniff]
+health:
+  storagedriver:
+    enabled: true
+    interval: 10s
+    threshold: 3
+EOF
+  # The official entrypoint, so `docker-compose run --rm registry garbage-collect
+  # /etc/docker/registry/config.yml` (README: Deleting images) works as with the real image.
+  cat >"$root/entrypoint.sh" <<'EOF'
+#!/bin/sh
+set -e
+case "$1" in
+    *.yaml|*.yml) set -- registry serve "$@" ;;
+    serve|garbage-collect|help|-*) set -- registry "$@" ;;
+esac
+exec "$@"
+EOF
+  chmod 755 "$root/entrypoint.sh"
+
+  log "importing $REGISTRY_IMAGE ($("$bin" --version))"
+  tar -C "$root" --numeric-owner --owner=0 --group=0 -c . | docker import \
+    --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+    --change 'VOLUME ["/var/lib/registry"]' \
+    --change 'EXPOSE 5000' \
+    --change 'ENTRYPOINT ["/entrypoint.sh"]' \
+    --change 'CMD ["/etc/docker/registry/config.yml"]' \
+    --change "LABEL $label" \
+    --change "LABEL dockhook.stand-in.of=docker.io/library/registry:2" \
+    --message "dockhook stand-in for registry:2: Debian's docker-registry in busybox + glibc" \
+    - "$REGISTRY_IMAGE" >/dev/null
+  log "$REGISTRY_IMAGE built in $((SECONDS - t0))s"
+  smoke "$REGISTRY_IMAGE" --version >&2
+}
+
+# --- ngrok/ngrok:latest ---------------------------------------------------------------------------
+# Rebuilt also when fake-ngrok-agent.mjs changed since the image was made (its hash is a label).
+build_ngrok_image() {
+  local src="$here/fake-ngrok-agent.mjs" sum ctx t0=$SECONDS
+  sum="$(sha256sum "$src" | cut -c1-64)"
+  new_workdir ngrok; ctx="$workdir"
+  cp "$src" "$ctx/"
+  cat >"$ctx/Dockerfile" <<EOF
+FROM $NODE_IMAGE
+COPY fake-ngrok-agent.mjs /usr/local/lib/fake-ngrok/fake-ngrok-agent.mjs
+RUN chmod 755 /usr/local/lib/fake-ngrok/fake-ngrok-agent.mjs \\
+ && ln -s ../lib/fake-ngrok/fake-ngrok-agent.mjs /usr/local/bin/ngrok
+# The real image runs as an unprivileged user (uid 1000 here: the node user).
+USER node
+EXPOSE 4040
+# Like the real binary: docker-compose.yml's command is ["start", "--all", "--config", "/etc/ngrok.yml"].
+ENTRYPOINT ["ngrok"]
+CMD ["version"]
+LABEL $label dockhook.stand-in.of=docker.io/ngrok/ngrok:latest dockhook.stand-in.source-sha256=$sum
+EOF
+  local out
+  out="$(docker build -t "$NGROK_IMAGE" "$ctx" 2>&1)" || { printf '%s\n' "$out" >&2; die "docker build of $NGROK_IMAGE failed"; }
+  log "$NGROK_IMAGE built in $((SECONDS - t0))s"
+  smoke "$NGROK_IMAGE" version >&2
+}
+
+ngrok_is_stale() {
+  [ "$(image_state "$NGROK_IMAGE")" = stand-in ] || return 1
+  [ "$(docker image inspect --format '{{ index .Config.Labels "dockhook.stand-in.source-sha256" }}' "$NGROK_IMAGE")" \
+    != "$(sha256sum "$here/fake-ngrok-agent.mjs" | cut -c1-64)" ]
+}
+
+# --- main -----------------------------------------------------------------------------------------
+docker info >/dev/null 2>&1 || die "no Docker engine answers (try: bash scripts/ensure-docker.sh)"
+built_node=0
+if should_build "$NODE_IMAGE"; then build_node_image; built_node=1; fi
+if should_build "$REGISTRY_IMAGE"; then build_registry_image; fi
+# A new node:20-slim means the ngrok stand-in built on the old one is outdated too.
+if [ "$built_node" = 1 ] && [ "$(image_state "$NGROK_IMAGE")" = stand-in ]; then
+  log "$NGROK_IMAGE: rebuilding on the new $NODE_IMAGE"; remember_old "$NGROK_IMAGE"; build_ngrok_image
+elif ngrok_is_stale; then
+  log "$NGROK_IMAGE: fake-ngrok-agent.mjs changed, rebuilding"; remember_old "$NGROK_IMAGE"; build_ngrok_image
+elif should_build "$NGROK_IMAGE"; then
+  build_ngrok_image
+fi
+remove_old
+# By name: images built FROM a stand-in (dockhook's own) inherit its labels.
+docker images --filter "label=$label" --filter "reference=$NODE_IMAGE" --filter "reference=$REGISTRY_IMAGE" \
+  --filter "reference=$NGROK_IMAGE" --format 'table {{.Repository}}:{{.Tag}}\t{{.ID}}\t{{.Size}}' >&2
