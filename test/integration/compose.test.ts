@@ -10,6 +10,7 @@ import bcrypt from 'bcryptjs';
 import { parse as parseEnv } from 'dotenv';
 import { parse as parseYaml } from 'yaml';
 import { loadConfig } from '../../src/config.js';
+import { findCompose } from '../support/compose.js';
 
 /**
  * The deployment files, checked without starting anything: nothing can be
@@ -23,19 +24,6 @@ const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const read = (file: string) => readFile(join(ROOT, file), 'utf8');
 
 type Obj = Record<string, any>;
-
-/** `docker-compose` (v1 or the v2 standalone) or the `docker compose` plugin, whichever answers. */
-async function findCompose(): Promise<string[]> {
-  for (const cmd of [['docker-compose'], ['docker', 'compose']]) {
-    try {
-      await run(cmd[0], [...cmd.slice(1), 'version']);
-      return cmd;
-    } catch {
-      // try the next one
-    }
-  }
-  throw new Error('docker-compose is not installed: run `bash scripts/ensure-docker.sh` (it installs it), then run the tests again');
-}
 
 interface Port {
   hostIp?: string;

@@ -9,6 +9,7 @@ import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import { chromium, type Browser } from 'playwright-core';
 import { ensureBusyboxImage } from '../support/base-image.js';
+import { findCompose } from '../support/compose.js';
 import { startFakeGitHub, type FakeGitHub } from '../support/fake-github.js';
 import { createGitRepo, type GitRepo } from '../support/git-repo.js';
 import { until } from '../support/wait.js';
@@ -47,19 +48,6 @@ let dir: string;
 let github: FakeGitHub;
 let repo: GitRepo;
 let compose: (args: string[], opts?: { input?: string; timeout?: number }) => Promise<{ stdout: string; stderr: string }>;
-
-/** docker-compose (v1) or `docker compose` (v2), on the copy, with the rehearsal's override. */
-async function findCompose(): Promise<string[]> {
-  for (const cmd of [['docker-compose'], ['docker', 'compose']]) {
-    try {
-      await run(cmd[0], [...cmd.slice(1), 'version']);
-      return cmd;
-    } catch {
-      // the next one
-    }
-  }
-  throw new Error('docker-compose is not installed: run `bash scripts/ensure-docker.sh`');
-}
 
 function runWithInput(cmd: string, args: string[], opts: { cwd: string; input?: string; timeout: number }): Promise<{ stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
