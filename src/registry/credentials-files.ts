@@ -43,7 +43,7 @@ async function writeAtomically(path: string, content: string, mode: number): Pro
   await rename(tmp, path);
 }
 
-export function htpasswdLine(user: string, password: string): string {
+function htpasswdLine(user: string, password: string): string {
   return `${user}:${bcrypt.hashSync(password, BCRYPT_COST)}\n`;
 }
 
@@ -75,9 +75,11 @@ export async function ensureRegistryCredentials(dir: string, user: string): Prom
     outcome = 'made both';
   }
 
-  const others = (htpasswd ?? '').split('\n').filter((line) => line.trim() !== '' && !line.startsWith(`${user}:`));
-  const entry = (htpasswd ?? '').split('\n').find((line) => line.startsWith(`${user}:`));
-  if (entry !== undefined && outcome !== 'made both' && bcrypt.compareSync(password, entry.slice(user.length + 1))) return 'kept both';
+  // A new password means there was no htpasswd (that case threw above), so only an existing pair is compared.
+  const lines = (htpasswd ?? '').split('\n').filter((line) => line.trim() !== '');
+  const entry = lines.find((line) => line.startsWith(`${user}:`));
+  if (entry !== undefined && bcrypt.compareSync(password, entry.slice(user.length + 1))) return 'kept both';
+  const others = lines.filter((line) => line !== entry);
   // World-readable like any htpasswd file: it holds hashes, and the registry may run as another user.
   await writeAtomically(htpasswdPath, [...others, htpasswdLine(user, password)].join('\n'), 0o644);
   return outcome;
