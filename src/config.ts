@@ -1,4 +1,6 @@
 import { readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
 import { z } from 'zod';
 
 /**
@@ -44,6 +46,9 @@ const schema = z.object({
   GITHUB_TOKEN_FILE: z.string().optional(),
   REGISTRY_PASSWORD_FILE: z.string().optional(),
   API_TOKEN_FILE: z.string().optional(),
+  // The Docker CLI's own: its config.json holds logins for the registries base images come from.
+  DOCKER_CONFIG: z.string().optional(),
+  HOME: z.string().optional(),
 });
 
 /** The secrets that may come from a file named by NAME_FILE. */
@@ -76,6 +81,8 @@ export interface Config {
   keepVersions?: number;
   ngrokApiUrl?: string;
   webhookRepos: string[];
+  /** $DOCKER_CONFIG/config.json (default ~/.docker/config.json): pull credentials for other registries. */
+  dockerConfigFile: string;
 }
 
 export class ConfigError extends Error {
@@ -179,5 +186,6 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     keepVersions: e.KEEP_VERSIONS,
     ngrokApiUrl: e.NGROK_API_URL,
     webhookRepos: splitList(e.WEBHOOK_REPOS),
+    dockerConfigFile: join(e.DOCKER_CONFIG ?? join(e.HOME ?? homedir(), '.docker'), 'config.json'),
   };
 }

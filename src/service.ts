@@ -7,6 +7,7 @@ import { createGitHubClient, type GitHubClient } from './github.js';
 import { createApp } from './http/app.js';
 import type { Logger } from './log.js';
 import { createMetrics, type Metrics } from './metrics.js';
+import { loadPullCredentials } from './engine/pull-credentials.js';
 import { createBuilderChooser } from './pipeline/builder-choice.js';
 import { runPipeline } from './pipeline/run-build.js';
 import { reportStatus } from './pipeline/status.js';
@@ -45,7 +46,8 @@ export async function startService(config: Config, options: ServiceOptions): Pro
   const metrics = createMetrics();
   const octokit = createGitHubClient({ token: config.githubToken, baseUrl: config.githubApiUrl, log });
   const registry = createRegistryClient({ url: config.registryUrl, auth: config.registryAuth });
-  const scrub = createScrubber([config.webhookSecret, config.githubToken, config.registryAuth?.password, config.apiToken]);
+  const pullCredentials = loadPullCredentials({ registry: config.registry, registryAuth: config.registryAuth, dockerConfigFile: config.dockerConfigFile, log });
+  const scrub = createScrubber([config.webhookSecret, config.githubToken, config.registryAuth?.password, config.apiToken, ...pullCredentials.secrets()]);
   let stopping = false;
   const chooseBuilder = createBuilderChooser(docker, config.builder, log);
 
@@ -60,7 +62,7 @@ export async function startService(config: Config, options: ServiceOptions): Pro
             docker,
             registry,
             store,
-            settings: { registry: config.registry, registryAuth: config.registryAuth, builder: chooseBuilder },
+            settings: { registry: config.registry, registryAuth: config.registryAuth, builder: chooseBuilder, pullCredentials },
             observePush: (seconds) => metrics.pushDuration.observe(seconds),
           },
           build,

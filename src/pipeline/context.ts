@@ -39,7 +39,7 @@ const clean = (p: string) => (p === '' ? '' : posix.normalize(p).replace(/^\/+|\
  * Builds the "is this path excluded?" predicate exactly as the docker CLI does for a tar
  * context (docker/cli build + moby archive.TarWithOptions), given paths relative to the context.
  */
-export function dockerignoreMatcher(dockerignore: string | undefined, dockerfile: string): (rel: string) => boolean {
+export function dockerignoreMatcher(dockerignore: string | undefined, dockerfile: string, keepBuildFiles = true): (rel: string) => boolean {
   // Docker's Go matcher is case-sensitive on Linux; @balena/dockerignore defaults to ignorecase=true.
   // CJS module whose typings declare `export default`: under NodeNext the function is `.default`.
   if (!dockerignore?.trim()) return () => false;
@@ -52,7 +52,7 @@ export function dockerignoreMatcher(dockerignore: string | undefined, dockerfile
     .filter((l) => l.startsWith('!') && l.slice(1).trim() !== '')
     .map((l) => clean(l.slice(1).trim()));
   // docker/cli TrimBuildFilesFromExcludes: the Dockerfile and .dockerignore are always sent.
-  for (const keep of ['.dockerignore', dockerfile]) {
+  for (const keep of keepBuildFiles ? ['.dockerignore', dockerfile] : []) {
     if (ig.ignores(keep)) {
       ig.add('!' + keep);
       exceptions.push(keep);
@@ -72,6 +72,28 @@ export function dockerignoreMatcher(dockerignore: string | undefined, dockerfile
     }
     return ig.ignores(rel);
   };
+}
+
+/**
+ * The Dockerfile and .dockerignore travel in the context so that the engine
+ * can read them, then moby's classic builder deletes the ones .dockerignore
+ * excludes before any COPY. BuildKit reads them apart from the context, so
+ * dockhook leaves these out of BuildKit's context itself.
+ */
+export function excludedBuildFiles(dockerignore: string | undefined, dockerfile: string): string[] {
+  const excluded = dockerignoreMatcher(dockerignore, clean(dockerfile), false);
+  return ['.dockerignore', clean(dockerfile)].filter((f) => excluded(f));
+}
+
+/**
+ * Git records two modes for a file (0644, 0755), but GitHub's tarball carries
+ * git archive's umask (0664, 0775). A checkout, and so `docker build` on it,
+ * has 0644 / 0755 files and 0755 folders: give the context those.
+ */
+export function checkoutMode(type: string | null | undefined, mode: number | undefined): number {
+  if (type === 'directory') return 0o755;
+  if (type === 'symlink') return 0o777;
+  return (mode ?? 0) & 0o111 ? 0o755 : 0o644;
 }
 
 export function createBuildContext(tarball: Readable, options: ContextOptions): ContextResult {
@@ -144,7 +166,7 @@ export function createBuildContext(tarball: Readable, options: ContextOptions): 
     const h: Partial<Header> & { name: string } = {
       name: header.type === 'directory' ? rel + '/' : rel, // as docker's own tar writer names directories
       type: isFile ? 'file' : header.type,
-      mode: header.mode,
+      mode: checkoutMode(header.type, header.mode),
       mtime: header.mtime,
       size: isFile ? header.size : 0,
       linkname,

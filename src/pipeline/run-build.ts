@@ -1,6 +1,7 @@
 import { posix } from 'node:path';
 import type Docker from 'dockerode';
 import type { BuildLogWriter } from '../build-logs.js';
+import type { PullCredentials } from '../engine/pull-credentials.js';
 import { BuildError } from '../errors.js';
 import type { GitHubClient } from '../github.js';
 import type { BuildRecord, BuildStore } from '../queue/store.js';
@@ -8,7 +9,9 @@ import { RegistryError, type RegistryClient } from '../registry/client.js';
 import { imageTags, parseDockerInfo, SpecError, type BuildSpec } from '../spec.js';
 import { buildImage } from './build.js';
 import type { Builder } from './builder-choice.js';
-import { createBuildContext } from './context.js';
+import { explainBuildFailure } from './build-failure.js';
+import { createBuildContext, excludedBuildFiles } from './context.js';
+import { stageContext } from './stage-context.js';
 import { pushImage, type RegistryAuth } from './push.js';
 import { assertRepoReadable, openTarball, readRepoFile } from './source.js';
 
@@ -17,6 +20,8 @@ export interface PipelineSettings {
   registryAuth?: RegistryAuth;
   /** Which builder to use; BUILDER=auto asks the engine once. */
   builder: () => Promise<Builder>;
+  /** Logins for pulls of base images during a build: REGISTRY's and config.json's. */
+  pullCredentials: PullCredentials;
 }
 
 export interface PipelineDeps {
@@ -118,23 +123,33 @@ export async function runPipeline(deps: PipelineDeps, build: BuildRecord, signal
   };
   const builder = await settings.builder();
   out.line(`building ${refs.join(', ')} with the ${builder === 'buildkit' ? 'BuildKit' : 'classic'} builder`);
+  const missingDockerfile = () => new BuildError(`Dockerfile not found at ${contextPrefix}${spec.dockerfile} in ${short(build.sha)}; set "dockerfile" in dockerInfo.json`);
+  const staged = builder === 'buildkit' ? await stageContext(context, spec.dockerfile, excludedBuildFiles(dockerignore, spec.dockerfile)) : undefined;
+  if (staged && 'missingDockerfile' in staged) throw missingDockerfile();
   let imageId: string;
   try {
     imageId = await buildImage(deps.docker, {
-      context: context.stream,
+      context: staged ? { dirs: staged.dirs } : { tar: context.stream },
       dockerfile: spec.dockerfile,
       tags: refs,
       labels,
       buildArgs: spec.buildArgs,
       target: spec.target,
       builder,
+      credentials: settings.pullCredentials,
       signal,
       onLine: (line) => out.line(line),
+      explain: (message) =>
+        explainBuildFailure(message, { credentials: settings.pullCredentials, dockerfile: staged?.dockerfileText, buildArgs: spec.buildArgs, registry: settings.registry }),
     });
   } catch (err) {
-    const seen = await Promise.race([context.done.catch(() => undefined), new Promise<undefined>((r) => setTimeout(r, 1000, undefined))]);
-    if (seen && !seen.dockerfileFound) throw new BuildError(`Dockerfile not found at ${contextPrefix}${spec.dockerfile} in ${short(build.sha)}; set "dockerfile" in dockerInfo.json`);
+    if (!staged) {
+      const seen = await Promise.race([context.done.catch(() => undefined), new Promise<undefined>((r) => setTimeout(r, 1000, undefined))]);
+      if (seen && !seen.dockerfileFound) throw missingDockerfile();
+    }
     throw err;
+  } finally {
+    await staged?.remove();
   }
   const sent = await context.done;
   out.line(`built ${imageId} from ${sent.files} files (${sent.bytes} bytes, ${sent.ignored} ignored)`);

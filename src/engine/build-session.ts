@@ -1,0 +1,113 @@
+import { randomUUID } from 'node:crypto';
+import type { Duplex } from 'node:stream';
+import { Server, ServerCredentials, type ServerDuplexStream, type ServerUnaryCall, type sendUnaryData, type UntypedServiceImplementation } from '@grpc/grpc-js';
+import type Docker from 'dockerode';
+import type { PullCredentials } from './pull-credentials.js';
+import { serveDiffCopy } from './session-filesync.js';
+import { credentialsRequest, credentialsResponse, packet, type Packet } from './session-protocol.js';
+
+/**
+ * A BuildKit client session: the engine dials back through it to ask for
+ * registry credentials (host by host) and for the build context and the
+ * Dockerfile (file sync), as it does with the docker CLI. dockerode's own
+ * session answers every host with one login and carries no files, which is
+ * why dockhook has this one.
+ */
+
+export interface BuildSession {
+  id: string;
+  close(): void;
+}
+
+export interface BuildSessionOptions {
+  credentials: PullCredentials;
+  /** Folders the engine may ask for by name: `context` and `dockerfile`. */
+  dirs: Record<string, string>;
+  /** Called when serving a file sync failed (the build then fails with the engine's own message). */
+  onError?: (err: Error) => void;
+}
+
+const AUTH = '/moby.filesync.v1.Auth';
+const FILESYNC = '/moby.filesync.v1.FileSync';
+
+function authService(credentials: PullCredentials): UntypedServiceImplementation {
+  return {
+    Credentials(call: ServerUnaryCall<{ Host: string }, unknown>, callback: sendUnaryData<unknown>) {
+      const found = credentials.forHost(call.request.Host);
+      // No credential: an empty answer, so the engine pulls anonymously, as the docker CLI does.
+      if (!found) return callback(null, {});
+      if ('identitytoken' in found) return callback(null, { Secret: found.identitytoken });
+      callback(null, { Username: found.username, Secret: found.password });
+    },
+  };
+}
+
+const definition = {
+  Credentials: {
+    path: `${AUTH}/Credentials`,
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: credentialsRequest.serialize,
+    requestDeserialize: credentialsRequest.deserialize,
+    responseSerialize: credentialsResponse.serialize,
+    responseDeserialize: credentialsResponse.deserialize,
+  },
+};
+
+const fileSyncDefinition = {
+  DiffCopy: {
+    path: `${FILESYNC}/DiffCopy`,
+    requestStream: true,
+    responseStream: true,
+    requestSerialize: packet.serialize,
+    requestDeserialize: packet.deserialize,
+    responseSerialize: packet.serialize,
+    responseDeserialize: packet.deserialize,
+  },
+};
+
+/** The methods the session offers; the engine only calls file sync on a session that lists it. */
+const METHODS = [`${AUTH}/Credentials`, `${FILESYNC}/DiffCopy`];
+
+export function openBuildSession(docker: Docker, o: BuildSessionOptions): Promise<BuildSession> {
+  const id = randomUUID();
+  const server = new Server();
+  server.addService(definition, authService(o.credentials));
+  server.addService(fileSyncDefinition, {
+    DiffCopy(call: ServerDuplexStream<Packet, Packet>) {
+      serveDiffCopy(call, o.dirs).catch((err: Error) => o.onError?.(err));
+    },
+  });
+  // Anything else the engine may call (the token authority) gets "unimplemented", and it falls back to Credentials.
+
+  return new Promise((resolve, reject) => {
+    docker.modem.dial(
+      {
+        method: 'POST',
+        path: '/session',
+        hijack: true,
+        headers: {
+          Upgrade: 'h2c',
+          'X-Docker-Expose-Session-Uuid': id,
+          'X-Docker-Expose-Session-Name': 'dockhook',
+          'X-Docker-Expose-Session-Sharedkey': id,
+          'X-Docker-Expose-Session-Grpc-Method': METHODS,
+        },
+        statusCodes: { 101: true, 200: true, 404: 'the engine has no BuildKit session endpoint', 500: 'server error' },
+      } as never,
+      (err: Error | null, result: unknown) => {
+        const socket = result as Duplex;
+        if (err) return reject(err);
+        const injector = server.createConnectionInjector(ServerCredentials.createInsecure());
+        injector.injectConnection(socket);
+        resolve({
+          id,
+          close() {
+            server.forceShutdown();
+            socket.end();
+          },
+        });
+      },
+    );
+  });
+}
