@@ -54,7 +54,10 @@ export function explainBuildFailure(message: string, o: FailureContext): string 
     const known = o.credentials.hosts();
     const has = known.length ? `dockhook has credentials for ${known.join(', ')}` : 'dockhook has no registry credentials';
     const target = host ?? 'the registry named in FROM';
-    const held = host && o.credentials.forHost(host) ? ` The credentials dockhook holds for ${host} were refused: check them.` : ` Add credentials for ${target}.`;
+    const held =
+      host && o.credentials.forHost(host)
+        ? ` The credentials dockhook holds for ${host} were refused: check them.`
+        : ` Add credentials for ${target} there (\`docker login ${host ?? '<registry>'}\` with DOCKER_CONFIG set to that folder writes them, when no credential helper is configured).`;
     return `the engine could not pull a base image from ${target}: the registry refused (${message}). ${has}; they come from ${o.credentials.sources}.${held}`;
   }
   return undefined;
