@@ -42,29 +42,23 @@ function authService(credentials: PullCredentials): UntypedServiceImplementation
   };
 }
 
-const definition = {
-  Credentials: {
-    path: `${AUTH}/Credentials`,
-    requestStream: false,
-    responseStream: false,
-    requestSerialize: credentialsRequest.serialize,
-    requestDeserialize: credentialsRequest.deserialize,
-    responseSerialize: credentialsResponse.serialize,
-    responseDeserialize: credentialsResponse.deserialize,
-  },
-};
+type Codec<T> = { serialize: (value: T) => Buffer; deserialize: (bytes: Buffer) => T };
 
-const fileSyncDefinition = {
-  DiffCopy: {
-    path: `${FILESYNC}/DiffCopy`,
-    requestStream: true,
-    responseStream: true,
-    requestSerialize: packet.serialize,
-    requestDeserialize: packet.deserialize,
-    responseSerialize: packet.serialize,
-    responseDeserialize: packet.deserialize,
-  },
-};
+/** A gRPC method whose request and response are one message type each. */
+function method<Req, Res>(path: string, streaming: boolean, request: Codec<Req>, response: Codec<Res>) {
+  return {
+    path,
+    requestStream: streaming,
+    responseStream: streaming,
+    requestSerialize: request.serialize,
+    requestDeserialize: request.deserialize,
+    responseSerialize: response.serialize,
+    responseDeserialize: response.deserialize,
+  };
+}
+
+const definition = { Credentials: method(`${AUTH}/Credentials`, false, credentialsRequest, credentialsResponse) };
+const fileSyncDefinition = { DiffCopy: method(`${FILESYNC}/DiffCopy`, true, packet, packet) };
 
 /** The methods the session offers; the engine only calls file sync on a session that lists it. */
 const METHODS = [`${AUTH}/Credentials`, `${FILESYNC}/DiffCopy`];
