@@ -2,8 +2,10 @@
 # Makes sure a Docker engine answers, plus the tools dockhook's tests and demo use:
 # docker-registry (the registry:2 server as a binary), busybox-static (the base
 # image is made from it; nothing can be pulled from Docker Hub), chromium and
-# docker-compose (browser and compose tests). As root on Debian/Ubuntu it
-# installs what is missing and starts dockerd; elsewhere it says what to install.
+# docker-compose (browser and compose tests), and podman (its test starts its
+# own `podman system service`; none runs otherwise). As root on Debian/Ubuntu
+# it installs what is missing and starts dockerd; elsewhere it says what to
+# install.
 set -euo pipefail
 
 need_pkgs=()
@@ -12,6 +14,7 @@ command -v docker-registry >/dev/null 2>&1 || need_pkgs+=(docker-registry)
 [ -x /bin/busybox ] || command -v busybox >/dev/null 2>&1 || need_pkgs+=(busybox-static)
 command -v chromium >/dev/null 2>&1 || need_pkgs+=(chromium)
 command -v docker-compose >/dev/null 2>&1 || need_pkgs+=(docker-compose)
+command -v podman >/dev/null 2>&1 || need_pkgs+=(podman)
 
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then

@@ -116,6 +116,8 @@ export async function startService(config: Config, options: ServiceOptions): Pro
   const url = `http://${host === '0.0.0.0' || host === '[::]' ? '127.0.0.1' : host}:${address.port}`;
   worker.start();
   log.info({ url, registry: config.registry, concurrency: config.buildConcurrency, builder: config.builder }, 'dockhook is listening');
+  // Which engine (Docker or Podman) and builder, logged once it answers; an engine down now is asked at the first build.
+  void chooseBuilder.probe();
 
   return {
     url,

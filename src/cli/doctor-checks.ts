@@ -2,6 +2,8 @@ import { Octokit } from '@octokit/rest';
 import Docker from 'dockerode';
 import { ConfigError, loadConfig, type Config } from '../config.js';
 import { NgrokDiscoveryError, discoverPublicUrl } from '../ngrok.js';
+import { decideBuilder, type BuilderSetting } from '../pipeline/builder-choice.js';
+import { identifyEngine } from '../pipeline/engine-identity.js';
 import { RegistryError, createRegistryClient } from '../registry/client.js';
 
 /**
@@ -48,15 +50,19 @@ export function checkConfig(env: Record<string, string | undefined>): { config?:
   }
 }
 
-export async function checkEngine(docker = new Docker({ timeout: 10_000 })): Promise<CheckResult> {
+/** The engine answers; which one it is (Docker or Podman), and the builder BUILDER gives there. */
+export async function checkEngine(docker = new Docker({ timeout: 10_000 }), setting: BuilderSetting = 'auto'): Promise<CheckResult> {
   const modem = docker.modem as { socketPath?: string | (() => Promise<string>); host?: string; port?: number | string; protocol?: string };
   let where = 'the Docker engine';
   try {
     const socket = typeof modem.socketPath === 'function' ? await modem.socketPath() : modem.socketPath;
     where = socket ?? `${modem.protocol ?? 'http'}://${modem.host}:${modem.port ?? 2375}`;
     await docker.ping();
-    const version = await docker.version();
-    return ok('engine', `Docker ${version.Version} at ${where}`);
+    const engine = await identifyEngine(docker);
+    const d = decideBuilder(engine, setting);
+    const builds = `${engine.name} ${engine.version} at ${where}`;
+    if (d.problem) return fail('engine', `${builds}: ${d.problem.replace(/; set BUILDER=classic$/, '')}`, 'set BUILDER=classic, or leave BUILDER unset (auto picks the builder the engine has)');
+    return ok('engine', `${builds}; builds with ${d.builder === 'buildkit' ? 'BuildKit' : 'the classic builder'} (${d.reason})`);
   } catch (err) {
     const code = reason(err);
     const fix =

@@ -7,7 +7,8 @@ export const usage = `Usage: dockhook doctor [--repo owner/name]...
 
 Checks what dockhook needs, one line each:
   config          every setting (environment and ./.env), every problem listed
-  engine          the Docker engine answers (DOCKER_HOST or the local socket)
+  engine          the engine answers (DOCKER_HOST or the local socket): Docker
+                  or Podman, and the builder BUILDER gives there
   registry        REGISTRY_URL answers and accepts REGISTRY_USERNAME/PASSWORD
   github          GITHUB_TOKEN is valid and may write commit statuses to each
                   WEBHOOK_REPOS repository (or each --repo)
@@ -42,7 +43,7 @@ export async function run(args: string[]): Promise<number> {
   };
 
   print(results);
-  print([await checkEngine()]);
+  print([await checkEngine(undefined, config?.builder)]);
   if (!config) {
     process.stdout.write('skip registry, github, webhook secret, ngrok: fix the configuration first\n');
     return 1;
