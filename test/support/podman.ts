@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { ensureBusyboxImage } from './base-image.js';
+import { stopProcess } from './processes.js';
 
 const run = promisify(execFile);
 const READY_TIMEOUT_MS = 20_000;
@@ -69,12 +70,12 @@ export async function startPodman(opts: { insecureRegistries: string[] }): Promi
       socketPath,
       version,
       async close() {
-        await stop(service);
+        await stopProcess(service);
         await cleanUp(dir);
       },
     };
   } catch (err) {
-    if (child) await stop(child);
+    if (child) await stopProcess(child);
     await cleanUp(dir);
     throw err;
   }
@@ -126,17 +127,6 @@ function ping(socketPath: string): Promise<boolean> {
   });
 }
 
-function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    const force = setTimeout(() => child.kill('SIGKILL'), 5000);
-    child.once('exit', () => {
-      clearTimeout(force);
-      resolve();
-    });
-    child.kill('SIGTERM');
-  });
-}
 
 /** Podman's overlay driver leaves mounts in its storage (its own home is one): unmount, deepest first, then delete. */
 async function cleanUp(dir: string): Promise<void> {

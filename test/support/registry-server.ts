@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import bcrypt from 'bcryptjs';
 import { freePort } from './ports.js';
+import { stopProcess } from './processes.js';
 
 /**
  * Real registries for tests: Debian's registry:2 server binary (distribution
@@ -76,7 +77,7 @@ export async function startRegistry(opts: TestRegistryOptions = {}): Promise<Tes
   const stop = async (): Promise<void> => {
     const c = child;
     child = undefined;
-    if (c) await kill(c);
+    if (c) await stopProcess(c);
   };
 
   // freePort() can race with another process grabbing the port before the registry binds it: retry with a new one.
@@ -236,21 +237,10 @@ async function spawnRegistry(configPath: string, url: string): Promise<ChildProc
     }
     await new Promise((r) => setTimeout(r, 50));
   }
-  await kill(child);
+  await stopProcess(child);
   throw new Error(`${REGISTRY_BIN} did not answer ${url}/v2/ within ${READY_TIMEOUT_MS / 1000} s:\n${output}`);
 }
 
-function kill(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    const force = setTimeout(() => child.kill('SIGKILL'), 5000);
-    child.once('exit', () => {
-      clearTimeout(force);
-      resolve();
-    });
-    child.kill('SIGTERM');
-  });
-}
 
 export interface PushTestImageOptions {
   labels?: Record<string, string>;
