@@ -48,7 +48,6 @@ const schema = z.object({
   API_TOKEN_FILE: z.string().optional(),
   // The Docker CLI's own: its config.json holds logins for the registries base images come from.
   DOCKER_CONFIG: z.string().optional(),
-  HOME: z.string().optional(),
 });
 
 /** The secrets that may come from a file named by NAME_FILE. */
@@ -186,6 +185,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     keepVersions: e.KEEP_VERSIONS,
     ngrokApiUrl: e.NGROK_API_URL,
     webhookRepos: splitList(e.WEBHOOK_REPOS),
-    dockerConfigFile: join(e.DOCKER_CONFIG ?? join(e.HOME ?? homedir(), '.docker'), 'config.json'),
+    // HOME is the user's, not a dockhook setting: read as the docker CLI reads it.
+    dockerConfigFile: join(e.DOCKER_CONFIG ?? join(present.HOME ?? homedir(), '.docker'), 'config.json'),
   };
 }
