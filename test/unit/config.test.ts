@@ -20,6 +20,11 @@ describe('loadConfig', () => {
     assert.equal(c.registryAuth, undefined);
   });
 
+  it("finds the Docker CLI's config.json the way the CLI does: DOCKER_CONFIG, else ~/.docker", () => {
+    assert.equal(loadConfig({ ...base, HOME: '/home/builder' }).dockerConfigFile, '/home/builder/.docker/config.json');
+    assert.equal(loadConfig({ ...base, HOME: '/home/builder', DOCKER_CONFIG: '/etc/dockhook/docker' }).dockerConfigFile, '/etc/dockhook/docker/config.json');
+  });
+
   it('names each missing or empty required variable', () => {
     for (const name of ['WEBHOOK_SECRET', 'GITHUB_TOKEN', 'REGISTRY']) {
       assert.throws(() => loadConfig({ ...base, [name]: undefined }), (e: Error) => e instanceof ConfigError && e.message.includes(`${name} is required`));
