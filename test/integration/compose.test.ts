@@ -205,7 +205,7 @@ describe('Dockerfile', () => {
     assert.ok(all.length >= 2, 'multi-stage');
     for (const s of all) {
       const image = s.from.split(/\s+/)[1];
-      assert.ok(/^node:.*-slim$/.test(image.replace('${NODE_VERSION}', '22')) || all.some((o) => o.from.endsWith(` AS ${image}`)), `${s.from}: based on node:*-slim or an earlier stage`);
+      assert.ok(/^node:.*-slim$/.test(image.replace('${NODE_VERSION}', '24')) || all.some((o) => o.from.endsWith(` AS ${image}`)), `${s.from}: based on node:*-slim or an earlier stage`);
     }
     const final = all.at(-1)!;
     // The entrypoint starts as root to read the socket's group, then switches (see the next test).
