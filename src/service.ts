@@ -101,6 +101,7 @@ export async function startService(config: Config, options: ServiceOptions): Pro
     log,
     metrics,
     onQueued: () => worker.kick(),
+    builderProblem: () => chooseBuilder.problem(),
     isStopping: () => stopping,
   });
   const server = createServer(app);

@@ -28,6 +28,8 @@ export interface AppDeps {
   /** Wakes the worker when a build is queued. */
   onQueued: () => void;
   isStopping: () => boolean;
+  /** Why BUILDER cannot work on this engine, for /readyz. */
+  builderProblem?: () => Promise<string | undefined>;
 }
 
 /** The pathname of a request URL, without the query string. */

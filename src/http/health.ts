@@ -9,6 +9,8 @@ export interface HealthDeps {
   registry: RegistryClient;
   store: BuildStore;
   metrics: Metrics;
+  /** Why BUILDER cannot work on this engine (BUILDER=buildkit on Podman), or undefined. */
+  builderProblem?: () => Promise<string | undefined>;
 }
 
 async function check(name: string, probe: () => Promise<unknown> | unknown): Promise<{ name: string; ok: boolean; error?: string }> {
@@ -28,7 +30,12 @@ export function healthRouter(deps: HealthDeps): Router {
   });
   router.get('/readyz', async (_req, res) => {
     const results = await Promise.all([
-      check('docker', () => deps.docker.ping()),
+      check('docker', async () => {
+        await deps.docker.ping();
+        // An engine that answers but cannot run the builder BUILDER forces fails every build: not ready.
+        const problem = await deps.builderProblem?.();
+        if (problem) throw new Error(problem);
+      }),
       check('registry', async () => {
         const { ok, status } = await deps.registry.ping();
         if (!ok) throw new Error(`registry answered ${status} on /v2/`);

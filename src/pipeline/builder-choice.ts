@@ -51,6 +51,8 @@ export interface BuilderChooser {
   (): Promise<Builder>;
   /** Asks the engine now and logs what it is and the builder; an engine still down is asked again at the first build. Never throws. */
   probe(): Promise<void>;
+  /** Why builds cannot work on this engine with this BUILDER (for /readyz), or undefined; throws while the engine is down. */
+  problem(): Promise<string | undefined>;
 }
 
 /**
@@ -60,10 +62,12 @@ export interface BuilderChooser {
  */
 export function createBuilderChooser(docker: Docker, setting: BuilderSetting, log: Logger): BuilderChooser {
   let known: Promise<Builder> | undefined;
+  let decision: BuilderDecision | undefined;
   const learn = (): Promise<Builder> => {
     known ??= identifyEngine(docker).then(
       (engine) => {
         const d = decideBuilder(engine, setting);
+        decision = d;
         const fields = { engine: engine.name, engineVersion: engine.version, api: engine.apiVersion, builder: d.builder };
         log.info(fields, `engine: ${engine.name} ${engine.version} (API ${engine.apiVersion}); builder: ${d.builder} (${d.reason})`);
         if (d.problem) log.warn(fields, d.problem);
@@ -87,5 +91,6 @@ export function createBuilderChooser(docker: Docker, setting: BuilderSetting, lo
       () => undefined,
       (err: Error) => log.warn({ err: err.message }, 'the engine did not answer at start; it is asked again at the first build'),
     );
+  choose.problem = () => learn().then(() => decision?.problem);
   return choose;
 }

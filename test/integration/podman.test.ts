@@ -96,6 +96,12 @@ describe('Podman as the engine (podman system service, real registry, real docke
     assert.match(failure?.description ?? '', /set BUILDER=classic$/, 'the whole fix fits in the commit status');
     // And at start, before any build, the log already warned.
     assert.match(await h.logText(), /BUILDER=buildkit, but Podman has no BuildKit: every build will fail; set BUILDER=classic/);
+    // And a load balancer or an orchestrator sees it is not ready, with the same fix.
+    const ready = await fetch(`${h.url}/readyz`);
+    assert.equal(ready.status, 503);
+    const body = (await ready.json()) as { failed: string[]; checks: Record<string, string> };
+    assert.deepEqual(body.failed, ['docker']);
+    assert.match(body.checks.docker!, /set BUILDER=classic$/);
   });
 
   it('an engine down at start is asked at the first build, then logged and used', async () => {
