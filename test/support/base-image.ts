@@ -1,8 +1,9 @@
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { chmod, mkdir, mkdtemp, rm, symlink, writeFile, copyFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { pipeCommands } from './processes.js';
 
 const execFileAsync = promisify(execFile);
 const IMAGE = 'busybox:latest';
@@ -67,20 +68,9 @@ async function buildRootfs(root: string): Promise<void> {
 
 /** tar the rootfs (owned by root) and pipe it into `docker import`. */
 function importRootfs(root: string, image: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const tar = spawn('tar', ['-C', root, '--numeric-owner', '--owner=0', '--group=0', '-cf', '-', '.'], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    const importer = spawn('docker', ['import', '-c', 'CMD ["/bin/sh"]', '-', image], { stdio: ['pipe', 'ignore', 'pipe'] });
-    let stderr = '';
-    tar.stderr.on('data', (d: Buffer) => (stderr += d));
-    importer.stderr.on('data', (d: Buffer) => (stderr += d));
-    tar.stdout.pipe(importer.stdin);
-    tar.on('error', reject);
-    importer.on('error', reject);
-    importer.on('close', (code) => {
-      if (code === 0) resolve();
-      else reject(new Error(`docker import of ${image} failed (exit ${code}): ${stderr.trim()}`));
-    });
-  });
+  return pipeCommands(
+    { cmd: 'tar', args: ['-C', root, '--numeric-owner', '--owner=0', '--group=0', '-cf', '-', '.'] },
+    { cmd: 'docker', args: ['import', '-c', 'CMD ["/bin/sh"]', '-', image] },
+    `docker import of ${image}`,
+  );
 }

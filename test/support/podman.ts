@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { ensureBusyboxImage } from './base-image.js';
-import { stopProcess } from './processes.js';
+import { pipeCommands, stopProcess } from './processes.js';
 
 const run = promisify(execFile);
 const READY_TIMEOUT_MS = 20_000;
@@ -83,17 +83,7 @@ export async function startPodman(opts: { insecureRegistries: string[] }): Promi
 
 async function loadBusybox(flags: string[], env: NodeJS.ProcessEnv): Promise<void> {
   await ensureBusyboxImage();
-  await new Promise<void>((resolve, reject) => {
-    const save = spawn('docker', ['save', 'busybox:latest'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    const load = spawn('podman', [...flags, 'load'], { env, stdio: ['pipe', 'ignore', 'pipe'] });
-    let stderr = '';
-    save.stderr.on('data', (d: Buffer) => (stderr += d));
-    load.stderr.on('data', (d: Buffer) => (stderr += d));
-    save.stdout.pipe(load.stdin);
-    save.on('error', reject);
-    load.on('error', reject);
-    load.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`docker save busybox:latest | podman load failed (exit ${code}): ${stderr.trim()}`))));
-  });
+  await pipeCommands({ cmd: 'docker', args: ['save', 'busybox:latest'] }, { cmd: 'podman', args: [...flags, 'load'], env }, 'docker save busybox:latest | podman load');
 }
 
 /** Resolves once GET /_ping answers on the socket; rejects with podman's output if it exits first. */

@@ -1,4 +1,4 @@
-import { execFile, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { promisify } from 'node:util';
 
 const run = promisify(execFile);
@@ -19,5 +19,20 @@ export function stopProcess(child: ChildProcess): Promise<void> {
       resolve();
     });
     child.kill('SIGTERM');
+  });
+}
+
+/** `from | to`, as a shell pipe: resolves when `to` exits 0, else rejects with both commands' stderr. */
+export function pipeCommands(from: { cmd: string; args: string[] }, to: { cmd: string; args: string[]; env?: NodeJS.ProcessEnv }, what: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const source = spawn(from.cmd, from.args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const sink = spawn(to.cmd, to.args, { env: to.env ?? process.env, stdio: ['pipe', 'ignore', 'pipe'] });
+    let stderr = '';
+    source.stderr.on('data', (d: Buffer) => (stderr += d));
+    sink.stderr.on('data', (d: Buffer) => (stderr += d));
+    source.stdout.pipe(sink.stdin);
+    source.on('error', reject);
+    sink.on('error', reject);
+    sink.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`${what} failed (exit ${code}): ${stderr.trim()}`))));
   });
 }
