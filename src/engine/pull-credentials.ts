@@ -22,7 +22,7 @@ export interface PullCredentials {
 }
 
 // Docker Hub's historical key in config.json and the hosts BuildKit and the engine use for it.
-const HUB_KEYS = new Set(['https://index.docker.io/v1/', 'index.docker.io', 'docker.io', 'registry-1.docker.io']);
+const HUB_KEYS = new Set(['index.docker.io', 'docker.io', 'registry-1.docker.io']);
 const HUB = 'docker.io';
 
 /** config.json keys are URLs or bare hosts (`https://ghcr.io`, `ghcr.io/v1/`): reduce them to host[:port]. */
@@ -32,7 +32,7 @@ export function registryHostOf(key: string): string {
     .replace(/^[a-z]+:\/\//i, '')
     .replace(/\/.*$/, '')
     .toLowerCase();
-  return HUB_KEYS.has(host) || HUB_KEYS.has(key.trim()) ? HUB : host;
+  return HUB_KEYS.has(host) ? HUB : host;
 }
 
 interface ConfigFileEntry {

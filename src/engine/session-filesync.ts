@@ -24,7 +24,7 @@ interface Entry {
 // fsutil's receiver insists on its walk order: names sorted byte-wise within each folder, folders before their content.
 const byteOrder = (a: string, b: string) => Buffer.compare(Buffer.from(a), Buffer.from(b));
 
-async function walk(root: string, keep: (rel: string, isDir: boolean) => boolean): Promise<Entry[]> {
+async function walk(root: string, keep: (rel: string) => boolean): Promise<Entry[]> {
   const out: Entry[] = [];
   const visit = async (rel: string): Promise<void> => {
     const names = (await readdir(join(root, rel))).sort(byteOrder);
@@ -33,7 +33,7 @@ async function walk(root: string, keep: (rel: string, isDir: boolean) => boolean
       const abs = join(root, path);
       const st = await lstat(abs);
       const isDir = st.isDirectory();
-      if (!keep(path, isDir)) continue;
+      if (!keep(path)) continue;
       const perm = st.mode & 0o7777;
       const stat: Stat = { path, mode: perm, uid: 0, gid: 0, size: 0, modTime: st.mtimeMs * 1e6 };
       if (isDir) stat.mode = (GO_MODE_DIR | perm) >>> 0;
@@ -51,10 +51,10 @@ async function walk(root: string, keep: (rel: string, isDir: boolean) => boolean
 }
 
 /** follow-paths: only these paths, and the folders above them. */
-function followFilter(paths: string[]): (rel: string, isDir: boolean) => boolean {
+function followFilter(paths: string[]): (rel: string) => boolean {
   if (paths.length === 0) return () => true;
   const wanted = paths.map((p) => p.replace(/^\/+|\/+$/g, ''));
-  return (rel, isDir) => wanted.some((w) => w === rel || w.startsWith(`${rel}/`) || rel.startsWith(`${w}/`)) || (isDir && wanted.some((w) => w.startsWith(`${rel}/`)));
+  return (rel) => wanted.some((w) => w === rel || w.startsWith(`${rel}/`) || rel.startsWith(`${w}/`));
 }
 
 /** grpc-js joins a repeated metadata key's values with ", " (a path with ", " in it is rare enough to accept). */

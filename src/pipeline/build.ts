@@ -20,7 +20,6 @@ export interface BuildImageOptions {
   labels: Record<string, string>;
   buildArgs: Record<string, string>;
   target?: string;
-  builder: 'buildkit' | 'classic';
   /** For pulls of base images during the build. */
   credentials: PullCredentials;
   signal: AbortSignal;
@@ -28,8 +27,6 @@ export interface BuildImageOptions {
   /** A message that says what to do, for a failure dockhook recognises. */
   explain?: (engineMessage: string) => string | undefined;
 }
-
-const ENGINE_LOST_CONTEXT = /failed to read downloaded context: .*context not found/;
 
 /** POST /build. BuildKit gets a session of dockhook's own; the classic builder gets the pull credentials per registry in the request. */
 async function startBuild(docker: Docker, o: BuildImageOptions): Promise<{ stream: NodeJS.ReadableStream; close: () => void }> {
@@ -102,9 +99,6 @@ async function finishBuild(docker: Docker, o: BuildImageOptions, stream: NodeJS.
   if (o.signal.aborted) throw o.signal.reason instanceof Error ? o.signal.reason : new BuildError('build aborted');
   if (result.error) {
     const message = result.error.trim();
-    // BuildKit in some engines (seen on 20.10) loses the uploaded context between upload and solve, rarely.
-    // Nothing in the repository caused it, and sending the context again works.
-    if (ENGINE_LOST_CONTEXT.test(message)) throw new BuildError(`the engine lost the uploaded build context (${message}); sending it again`, { transient: true });
     throw new BuildError(o.explain?.(message) ?? `docker build failed: ${message}`);
   }
   if (!imageId) {

@@ -135,7 +135,6 @@ export async function runPipeline(deps: PipelineDeps, build: BuildRecord, signal
       labels,
       buildArgs: spec.buildArgs,
       target: spec.target,
-      builder,
       credentials: settings.pullCredentials,
       signal,
       onLine: (line) => out.line(line),
