@@ -2,10 +2,13 @@
 # Makes sure a Docker engine answers, plus the tools dockhook's tests and demo use:
 # docker-registry (the registry:2 server as a binary), busybox-static (the base
 # image is made from it; nothing can be pulled from Docker Hub), chromium and
-# docker-compose (browser and compose tests), and podman (its test starts its
-# own `podman system service`; none runs otherwise). As root on Debian/Ubuntu
-# it installs what is missing and starts dockerd; elsewhere it says what to
-# install.
+# docker-compose (browser and compose tests), podman (its test starts its
+# own `podman system service`; none runs otherwise), postgresql (test/support/
+# postgres.ts runs its own throwaway server from the binaries; the cluster
+# Debian's postinst may start on 5432 is never used), and iproute2 (`ip`, for
+# the second engine's bridge in test/support/second-engine.ts). As root on
+# Debian/Ubuntu it installs what is missing and starts dockerd; elsewhere it
+# says what to install.
 set -euo pipefail
 
 need_pkgs=()
@@ -15,6 +18,8 @@ command -v docker-registry >/dev/null 2>&1 || need_pkgs+=(docker-registry)
 command -v chromium >/dev/null 2>&1 || need_pkgs+=(chromium)
 command -v docker-compose >/dev/null 2>&1 || need_pkgs+=(docker-compose)
 command -v podman >/dev/null 2>&1 || need_pkgs+=(podman)
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need_pkgs+=(postgresql)
+[ -x /usr/sbin/ip ] || [ -x /sbin/ip ] || command -v ip >/dev/null 2>&1 || need_pkgs+=(iproute2) # /usr/sbin: not on a user's PATH everywhere
 
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then

@@ -18,34 +18,40 @@ const BUSYBOX = '/bin/busybox'; // Debian's busybox-static: one static binary, n
  */
 const pending = new Map<string, Promise<void>>();
 
-/** `image` exists for the unit test of this helper, which must not touch the shared busybox:latest. */
-export function ensureBusyboxImage(image = IMAGE): Promise<void> {
-  let p = pending.get(image);
+/**
+ * `image` exists for the unit test of this helper, which must not touch the
+ * shared busybox:latest; `dockerHost` (unix://...) for an engine other than
+ * the default one (second-engine.ts).
+ */
+export function ensureBusyboxImage(image = IMAGE, dockerHost?: string): Promise<void> {
+  const key = `${dockerHost ?? ''} ${image}`;
+  let p = pending.get(key);
   if (!p) {
-    p = ensure(image).catch((err: unknown) => {
-      pending.delete(image); // let a later call try again
+    const env = dockerHost ? { ...process.env, DOCKER_HOST: dockerHost } : process.env;
+    p = ensure(image, env).catch((err: unknown) => {
+      pending.delete(key); // let a later call try again
       throw err;
     });
-    pending.set(image, p);
+    pending.set(key, p);
   }
   return p;
 }
 
-async function imageExists(image: string): Promise<boolean> {
+async function imageExists(image: string, env: NodeJS.ProcessEnv): Promise<boolean> {
   try {
-    await execFileAsync('docker', ['image', 'inspect', image]);
+    await execFileAsync('docker', ['image', 'inspect', image], { env });
     return true;
   } catch {
     return false;
   }
 }
 
-async function ensure(image: string): Promise<void> {
-  if (await imageExists(image)) return;
+async function ensure(image: string, env: NodeJS.ProcessEnv): Promise<void> {
+  if (await imageExists(image, env)) return;
   const root = await mkdtemp(join(tmpdir(), 'dockhook-busybox-'));
   try {
     await buildRootfs(root);
-    await importRootfs(root, image);
+    await importRootfs(root, image, env);
   } finally {
     await rm(root, { recursive: true, force: true });
   }
@@ -67,10 +73,10 @@ async function buildRootfs(root: string): Promise<void> {
 }
 
 /** tar the rootfs (owned by root) and pipe it into `docker import`. */
-function importRootfs(root: string, image: string): Promise<void> {
+function importRootfs(root: string, image: string, env: NodeJS.ProcessEnv): Promise<void> {
   return pipeCommands(
     { cmd: 'tar', args: ['-C', root, '--numeric-owner', '--owner=0', '--group=0', '-cf', '-', '.'] },
-    { cmd: 'docker', args: ['import', '-c', 'CMD ["/bin/sh"]', '-', image] },
+    { cmd: 'docker', args: ['import', '-c', 'CMD ["/bin/sh"]', '-', image], env },
     `docker import of ${image}`,
   );
 }
