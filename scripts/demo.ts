@@ -88,10 +88,10 @@ async function main(): Promise<void> {
     say(`• POST /webhook (pull_request closed, merged, signed X-Hub-Signature-256) → ${answer.status} ${JSON.stringify(answer.body)}`);
     if (answer.status !== 202) throw new Error('dockhook did not queue the build');
     const id = answer.body.build as number;
-    let build = service.store.get(id)!;
-    while (build.state === 'queued' || build.state === 'running' || service.worker.isRunning(id)) {
+    let build = (await service.store.get(id))!;
+    while (build.state === 'queued' || build.state === 'running' || service.worker?.isRunning(id)) {
       await new Promise((r) => setTimeout(r, 200));
-      build = service.store.get(id)!;
+      build = (await service.store.get(id))!;
     }
     if (build.state !== 'succeeded') {
       say(await service.logs.read(id));
@@ -107,7 +107,7 @@ async function main(): Promise<void> {
     say(`Pushed: ${build.pushed.map((p) => `${p.ref} (${p.digest.slice(0, 19)}…)`).join('\n        ')}`);
     say(`Pull it:  docker pull ${ref}`);
     say(`Run it:   docker run --rm ${ref}   → ${stdout.trim()}`);
-    say(`Build log: ${service.logs.path(id)}`);
+    say(`Build log: ${service.url}/builds/${id}`);
   } finally {
     await service.stop(0);
     await github.close();

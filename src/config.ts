@@ -48,10 +48,19 @@ const schema = z.object({
   API_TOKEN_FILE: z.string().optional(),
   // The Docker CLI's own: its config.json holds logins for the registries base images come from.
   DOCKER_CONFIG: z.string().optional(),
+  // Unset: SQLite in DATA_DIR. Set: the PostgreSQL that receivers and workers on many hosts share.
+  DATABASE_URL: z
+    .string()
+    .regex(/^postgres(ql)?:\/\/[^\s]+$/, 'DATABASE_URL must be postgres://user:password@host:5432/database')
+    .optional(),
+  DATABASE_URL_FILE: z.string().optional(),
+  ROLE: z.enum(['all', 'receiver', 'worker'], { error: 'ROLE must be all, receiver or worker' }).default('all'),
+  LEASE_SECONDS: positiveInt('LEASE_SECONDS').default(30),
+  WORKER_NAME: z.string().regex(/^[A-Za-z0-9._:@-]{1,100}$/, 'WORKER_NAME: letters, digits and . _ : @ - only').optional(),
 });
 
 /** The secrets that may come from a file named by NAME_FILE. */
-const SECRETS_FROM_FILES = ['WEBHOOK_SECRET', 'GITHUB_TOKEN', 'REGISTRY_PASSWORD', 'API_TOKEN'] as const;
+const SECRETS_FROM_FILES = ['WEBHOOK_SECRET', 'GITHUB_TOKEN', 'REGISTRY_PASSWORD', 'API_TOKEN', 'DATABASE_URL'] as const;
 
 export interface Config {
   webhookSecret: string;
@@ -82,6 +91,13 @@ export interface Config {
   webhookRepos: string[];
   /** $DOCKER_CONFIG/config.json (default ~/.docker/config.json): pull credentials for other registries. */
   dockerConfigFile: string;
+  /** PostgreSQL, shared by every receiver and worker; undefined means SQLite in dataDir. */
+  databaseUrl?: string;
+  /** receiver: webhook, API and pages; worker: builds (and /healthz, /readyz, /metrics); all: both. */
+  role: 'all' | 'receiver' | 'worker';
+  leaseSeconds: number;
+  /** This process's name on the builds it claims (default host name and pid). */
+  workerName?: string;
 }
 
 export class ConfigError extends Error {
@@ -157,6 +173,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   if ((e.REGISTRY_USERNAME === undefined) !== (e.REGISTRY_PASSWORD === undefined)) {
     throw new ConfigError('invalid configuration:\n  REGISTRY_USERNAME and REGISTRY_PASSWORD (or REGISTRY_PASSWORD_FILE) must be set together');
   }
+  if (e.ROLE !== 'all' && e.DATABASE_URL === undefined) {
+    throw new ConfigError(
+      `invalid configuration:\n  ROLE=${e.ROLE} needs DATABASE_URL: receivers and workers on different processes share their builds through PostgreSQL (SQLite serves ROLE=all only)`,
+    );
+  }
   const scheme = isLocalHost(e.REGISTRY) ? 'http' : 'https';
   return {
     webhookSecret: e.WEBHOOK_SECRET,
@@ -187,5 +208,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     webhookRepos: splitList(e.WEBHOOK_REPOS),
     // HOME is the user's, not a dockhook setting: read as the docker CLI reads it.
     dockerConfigFile: join(e.DOCKER_CONFIG ?? join(present.HOME ?? homedir(), '.docker'), 'config.json'),
+    databaseUrl: e.DATABASE_URL,
+    role: e.ROLE,
+    leaseSeconds: e.LEASE_SECONDS,
+    workerName: e.WORKER_NAME,
   };
 }

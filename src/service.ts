@@ -1,27 +1,35 @@
 import type { AddressInfo } from 'node:net';
 import { createServer, type Server } from 'node:http';
+import { hostname } from 'node:os';
 import Docker from 'dockerode';
-import { BuildLogs } from './build-logs.js';
 import type { Config } from './config.js';
 import { createGitHubClient, type GitHubClient } from './github.js';
 import { createApp } from './http/app.js';
 import type { Logger } from './log.js';
+import type { BuildLogs } from './logs/build-logs.js';
+import { FileBuildLogs } from './logs/file-logs.js';
+import { PgBuildLogs } from './logs/pg-logs.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { loadPullCredentials } from './engine/pull-credentials.js';
 import { createBuilderChooser } from './pipeline/builder-choice.js';
 import { runPipeline } from './pipeline/run-build.js';
 import { reportStatus } from './pipeline/status.js';
-import { BuildStore } from './queue/store.js';
-import { Worker } from './queue/worker.js';
+import { openStore } from './store/open-store.js';
+import { PgStore } from './store/postgres/pg-store.js';
+import { withWriteRetries } from './store/retrying-store.js';
+import type { Store } from './store/store.js';
+import { Worker } from './worker/worker.js';
 import { createRegistryClient, type RegistryClient } from './registry/client.js';
 import { retentionAfterSuccess } from './registry/retention-hook.js';
 import { createScrubber } from './secrets.js';
+import { databasePassword } from './store/postgres/errors.js';
 
 export interface Service {
   url: string;
   server: Server;
-  store: BuildStore;
-  worker: Worker;
+  store: Store;
+  /** Absent on a receiver (ROLE=receiver). */
+  worker: Worker | undefined;
   logs: BuildLogs;
   metrics: Metrics;
   octokit: GitHubClient;
@@ -37,62 +45,83 @@ export interface ServiceOptions {
   docker?: Docker;
 }
 
-/** Wires the real clients from config and starts the HTTP server and the worker. */
+/** How often an idle worker looks for work when no notification came (PostgreSQL's LISTEN is the fast path). */
+const POLL_MS = 5000;
+/** A worker retries its writes this long while the store is away; past its lease another worker owns the build anyway. */
+const WRITE_RETRY_MS = 10 * 60_000;
+
+/** Wires the real clients from config, starts the HTTP server and, unless ROLE=receiver, the worker. */
 export async function startService(config: Config, options: ServiceOptions): Promise<Service> {
   const log = options.log;
   const docker = options.docker ?? new Docker();
-  const store = new BuildStore(config.dataDir);
-  const logs = new BuildLogs(config.dataDir);
+  const store = await openStore({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, log });
+  const logs: BuildLogs = store instanceof PgStore ? new PgBuildLogs(store.pool, store.notifier, log.child({ component: 'logs' })) : new FileBuildLogs(config.dataDir);
   const metrics = createMetrics();
   const octokit = createGitHubClient({ token: config.githubToken, baseUrl: config.githubApiUrl, log });
   const registry = createRegistryClient({ url: config.registryUrl, auth: config.registryAuth });
   const pullCredentials = loadPullCredentials({ registry: config.registry, registryAuth: config.registryAuth, dockerConfigFile: config.dockerConfigFile, log });
-  const scrub = createScrubber([config.webhookSecret, config.githubToken, config.registryAuth?.password, config.apiToken, ...pullCredentials.secrets()]);
+  const scrub = createScrubber([
+    config.webhookSecret,
+    config.githubToken,
+    config.registryAuth?.password,
+    config.apiToken,
+    databasePassword(config.databaseUrl),
+    ...pullCredentials.secrets(),
+  ]);
   let stopping = false;
   const chooseBuilder = createBuilderChooser(docker, config.builder, log);
+  const runsBuilds = config.role !== 'receiver';
+  const workerName = config.workerName ?? `${hostname()}-${process.pid}`;
 
-  const worker = new Worker(
-    store,
-    logs,
-    {
-      run: async (build, signal, out) => {
-        const result = await runPipeline(
-          {
-            octokit,
-            docker,
-            registry,
-            store,
-            settings: { registry: config.registry, registryAuth: config.registryAuth, builder: chooseBuilder, pullCredentials },
-            observePush: (seconds) => metrics.pushDuration.observe(seconds),
-          },
-          build,
-          signal,
-          { line: (text) => out.line(scrub(text)), close: () => out.close() },
-        );
-        return result.summary;
+  const worker = runsBuilds ? createWorker() : undefined;
+  function createWorker(): Worker {
+    const workerStore = withWriteRetries(store, { giveUpMs: WRITE_RETRY_MS, log: log.child({ component: 'worker' }) });
+    return new Worker(
+      workerStore,
+      logs,
+      {
+        run: async (build, signal, out) => {
+          const result = await runPipeline(
+            {
+              octokit,
+              docker,
+              registry,
+              store: workerStore,
+              settings: { registry: config.registry, registryAuth: config.registryAuth, builder: chooseBuilder, pullCredentials },
+              observePush: (seconds) => metrics.pushDuration.observe(seconds),
+            },
+            build,
+            signal,
+            { line: (text) => out.line(scrub(text)), close: () => out.close() },
+          );
+          return result.summary;
+        },
+        report: async (build, state, description) => {
+          await reportStatus(octokit, { owner: build.owner, repo: build.repo, sha: build.sha, buildId: build.id }, state, description, config.publicUrl, log);
+        },
+        finished: (_build, outcome, ms) => {
+          metrics.builds.inc({ outcome });
+          metrics.buildDuration.observe(ms / 1000);
+        },
+        // KEEP_VERSIONS unset: keep every version, so no hook at all.
+        afterSuccess: config.keepVersions ? retentionAfterSuccess({ registry, store: workerStore, keep: config.keepVersions, log }) : undefined,
       },
-      report: async (build, state, description) => {
-        await reportStatus(octokit, { owner: build.owner, repo: build.repo, sha: build.sha, buildId: build.id }, state, description, config.publicUrl, log);
+      {
+        concurrency: config.buildConcurrency,
+        timeoutMs: config.buildTimeoutSeconds * 1000,
+        retryWindowMs: config.retryWindowSeconds * 1000,
+        retryInitialDelayMs: config.retryInitialDelaySeconds * 1000,
+        lease: { owner: workerName, ms: config.leaseSeconds * 1000 },
+        pollMs: POLL_MS,
       },
-      finished: (_build, outcome, ms) => {
-        metrics.builds.inc({ outcome });
-        metrics.buildDuration.observe(ms / 1000);
-      },
-      // KEEP_VERSIONS unset: keep every version, so no hook at all.
-      afterSuccess: config.keepVersions ? retentionAfterSuccess({ registry, store, keep: config.keepVersions, log }) : undefined,
-    },
-    {
-      concurrency: config.buildConcurrency,
-      timeoutMs: config.buildTimeoutSeconds * 1000,
-      retryWindowMs: config.retryWindowSeconds * 1000,
-      retryInitialDelayMs: config.retryInitialDelaySeconds * 1000,
-    },
-    log.child({ component: 'worker' }),
-    scrub,
-  );
+      log.child({ component: 'worker', worker: workerName }),
+      scrub,
+    );
+  }
 
   const app = createApp({
     config,
+    role: config.role,
     store,
     logs,
     docker,
@@ -100,8 +129,10 @@ export async function startService(config: Config, options: ServiceOptions): Pro
     octokit,
     log,
     metrics,
-    onQueued: () => worker.kick(),
+    // In one process the worker hears of it at once; across processes PostgreSQL's NOTIFY tells them.
+    onQueued: () => worker?.kick(),
     builderProblem: () => chooseBuilder.problem(),
+    workerProblem: () => worker?.storeProblem,
     isStopping: () => stopping,
   });
   const server = createServer(app);
@@ -115,10 +146,14 @@ export async function startService(config: Config, options: ServiceOptions): Pro
   const address = server.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   const url = `http://${host === '0.0.0.0' || host === '[::]' ? '127.0.0.1' : host}:${address.port}`;
-  worker.start();
-  log.info({ url, registry: config.registry, concurrency: config.buildConcurrency, builder: config.builder }, 'dockhook is listening');
+  if (store instanceof PgStore) await store.notifier.ready();
+  await worker?.start();
+  log.info(
+    { url, role: config.role, store: store.kind, registry: config.registry, ...(worker ? { worker: workerName, concurrency: config.buildConcurrency, builder: config.builder } : {}) },
+    'dockhook is listening',
+  );
   // Which engine (Docker or Podman) and builder, logged once it answers; an engine down now is asked at the first build.
-  void chooseBuilder.probe();
+  if (worker) void chooseBuilder.probe();
 
   return {
     url,
@@ -134,14 +169,14 @@ export async function startService(config: Config, options: ServiceOptions): Pro
       if (stopping) return;
       stopping = true;
       log.info({ graceMs }, 'stopping: new deliveries get 503, running builds may finish');
-      await worker.stop(graceMs);
+      await worker?.stop(graceMs);
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeIdleConnections();
         // A client that keeps a connection open (a log stream, a slow reader) must not hold the exit.
         setTimeout(() => server.closeAllConnections(), 2000).unref();
       });
-      store.close();
+      await store.close();
       log.info('stopped');
     },
   };

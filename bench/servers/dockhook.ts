@@ -10,14 +10,14 @@
 import { loadConfig } from '../../src/config.js';
 import { createLogger } from '../../src/log.js';
 import { startService } from '../../src/service.js';
-import type { BuildRecord } from '../../src/queue/store.js';
+import type { BuildRecord } from '../../src/store/store.js';
 import { serveRpc } from '../process.js';
 
 const config = loadConfig(process.env);
 const log = createLogger(config.logLevel);
 const service = await startService(config, { log });
 const paused = process.env.BENCH_WORKER === 'paused';
-if (paused) await service.worker.stop(0);
+if (paused) await service.worker?.stop(0);
 
 // The process's own view of its memory, sampled every 50 ms: which part (V8 heap, buffers) makes a peak.
 const peaks = { rss: 0, heapTotal: 0, heapUsed: 0, external: 0, arrayBuffers: 0 };
@@ -27,13 +27,13 @@ const sampleMemory = () => {
 };
 setInterval(sampleMemory, 50).unref();
 
-const finished = (b: BuildRecord | undefined) => b !== undefined && (b.state === 'succeeded' || b.state === 'failed') && !service.worker.isRunning(b.id);
+const finished = (b: BuildRecord | undefined) => b !== undefined && (b.state === 'succeeded' || b.state === 'failed') && !service.worker?.isRunning(b.id);
 
 serveRpc(
   {
     counts: () => service.store.countByState(),
     build: (id: number) => service.store.get(id),
-    builds: (ids: number[]) => ids.map((id) => service.store.get(id)),
+    builds: (ids: number[]) => Promise.all(ids.map((id) => service.store.get(id))),
     buildLog: (id: number) => service.logs.read(id),
     /** Current process.memoryUsage() and the highest value of each field seen since the last reset (bytes). */
     memory: ({ reset }: { reset?: boolean } = {}) => {
@@ -46,7 +46,7 @@ serveRpc(
     waitBuild: async ({ id, timeoutMs }: { id: number; timeoutMs: number }) => {
       const deadline = Date.now() + timeoutMs;
       for (;;) {
-        const build = service.store.get(id);
+        const build = await service.store.get(id);
         if (finished(build)) return { build, log: build!.state === 'failed' ? await service.logs.read(id) : undefined };
         if (Date.now() > deadline) throw new Error(`build ${id} still ${build?.state === 'running' ? 'running' : build?.state} after ${timeoutMs} ms\n${await service.logs.read(id)}`);
         await new Promise((r) => setTimeout(r, 10));
@@ -56,7 +56,7 @@ serveRpc(
     waitRunning: async ({ ids, timeoutMs }: { ids: number[]; timeoutMs: number }) => {
       const deadline = Date.now() + timeoutMs;
       for (;;) {
-        const builds = ids.map((id) => service.store.get(id));
+        const builds = await Promise.all(ids.map((id) => service.store.get(id)));
         if (builds.every((b) => b?.state === 'running')) return builds;
         if (builds.some((b) => finished(b))) throw new Error(`a build ended before all were running: ${JSON.stringify(builds.map((b) => [b?.id, b?.state, b?.failure]))}`);
         if (Date.now() > deadline) throw new Error(`builds not running after ${timeoutMs} ms: ${JSON.stringify(builds.map((b) => [b?.id, b?.state]))}`);

@@ -1,8 +1,8 @@
 import { Router, type Request } from 'express';
-import type { BuildLogs } from '../build-logs.js';
+import type { BuildLogs } from '../logs/build-logs.js';
 import type { Config } from '../config.js';
 import { AppError } from '../errors.js';
-import type { BuildRecord, BuildStore } from '../queue/store.js';
+import type { BuildRecord, Store } from '../store/store.js';
 import { requireApiToken } from './api-auth.js';
 import { pageOfBuilds, parseId, parseListQuery, requireBuildId } from './build-query.js';
 import { toBuildView } from './build-view.js';
@@ -11,15 +11,15 @@ import { streamBuildLog, wantsEventStream } from './log-stream.js';
 
 export interface BuildsApiDeps {
   config: Pick<Config, 'registry' | 'publicUrl' | 'apiToken' | 'apiTokenReads'>;
-  store: BuildStore;
+  store: Store;
   logs: BuildLogs;
   isStopping: () => boolean;
 }
 
 /** Looks a build up by the :id of the path: 400 when it is not an id, 404 when there is no such build. */
-export function findBuild(store: BuildStore, idText: string): BuildRecord {
+export async function findBuild(store: Store, idText: string): Promise<BuildRecord> {
   const id = requireBuildId(idText);
-  const build = store.get(id);
+  const build = await store.get(id);
   if (!build) throw new AppError(404, `build ${id} not found`, { hint: 'GET /api/builds lists the builds' });
   return build;
 }
@@ -56,21 +56,21 @@ export function buildsApiRouter(deps: BuildsApiDeps): Router {
   // Read per request: the public URL may be discovered from ngrok after start-up.
   const viewOptions = () => ({ registry: deps.config.registry, publicUrl: deps.config.publicUrl });
 
-  router.get('/api/builds', read, (req, res) => {
+  router.get('/api/builds', read, async (req, res) => {
     const query = parseListQuery(req.query as Record<string, unknown>);
-    const page = pageOfBuilds(deps.store, query, req.query.limit !== undefined);
+    const page = await pageOfBuilds(deps.store, query, req.query.limit !== undefined);
     res.set('Cache-Control', 'no-cache');
     res.json({ builds: page.builds.map((b) => toBuildView(b, viewOptions())), next: page.next === null ? null : `/api/builds?${page.next}` });
   });
 
-  router.get('/api/builds/:id', read, (req, res) => {
-    const build = findBuild(deps.store, req.params.id as string);
+  router.get('/api/builds/:id', read, async (req, res) => {
+    const build = await findBuild(deps.store, req.params.id as string);
     res.set('Cache-Control', 'no-cache');
     res.json(toBuildView(build, viewOptions()));
   });
 
   router.get('/api/builds/:id/log', read, async (req, res) => {
-    const build = findBuild(deps.store, req.params.id as string);
+    const build = await findBuild(deps.store, req.params.id as string);
     const options = parseLogQuery(req);
     if (wantsEventStream(req)) {
       streamBuildLog(res, deps, build.id, options);

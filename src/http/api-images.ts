@@ -4,11 +4,14 @@ import type { Config } from '../config.js';
 import { AppError } from '../errors.js';
 import { isValidRepositoryName, isValidTag, type RegistryClient, type TagInfo } from '../registry/client.js';
 import { requireApiToken } from './api-auth.js';
+import type { Store } from '../store/store.js';
 import { fromRegistry } from './registry-answer.js';
 
 export interface ImagesApiDeps {
   config: Pick<Config, 'registry' | 'apiToken' | 'apiTokenReads'>;
   registry: RegistryClient;
+  /** A deleted version tag may name another commit from now on. */
+  store: Pick<Store, 'releaseVersion'>;
 }
 
 export interface TagView extends TagInfo {
@@ -98,6 +101,7 @@ export function imagesApiRouter(deps: ImagesApiDeps): Router {
       const after = new Set(await deps.registry.listTags(name));
       return { digest: deleted.digest, alsoRemoved: before.filter((t) => t !== tag && !after.has(t)) };
     });
+    for (const t of [tag, ...alsoRemoved]) await deps.store.releaseVersion(name, t);
     res.json({ deleted: `${name}:${tag}`, digest, alsoRemoved, note: GC_NOTE });
   });
 

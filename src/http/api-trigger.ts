@@ -5,12 +5,13 @@ import { AppError } from '../errors.js';
 import type { GitHubClient } from '../github.js';
 import type { BuildRequest } from '../intake.js';
 import type { Logger } from '../log.js';
-import type { BuildStore } from '../queue/store.js';
+import type { Store } from '../store/store.js';
+import { isStoreUnavailable } from '../store/store-errors.js';
 import { requireApiToken } from './api-auth.js';
 
 export interface TriggerApiDeps {
   config: Pick<Config, 'apiToken' | 'apiTokenReads'>;
-  store: BuildStore;
+  store: Store;
   octokit: GitHubClient;
   log: Logger;
   /** Wakes the worker after a build is queued. */
@@ -133,8 +134,9 @@ export function triggerApiRouter(deps: TriggerApiDeps): Router {
     };
     let result;
     try {
-      result = deps.store.enqueue(request);
+      result = await deps.store.enqueue(request);
     } catch (err) {
+      if (isStoreUnavailable(err)) throw err;
       deps.log.error({ err }, 'could not record the manual build');
       throw new AppError(503, 'could not record the build', { hint: 'check DATA_DIR is writable and has space', cause: err });
     }

@@ -1,12 +1,12 @@
 import type Docker from 'dockerode';
 import type { RequestListener } from 'node:http';
 import express from 'express';
-import type { BuildLogs } from '../build-logs.js';
+import type { BuildLogs } from '../logs/build-logs.js';
 import type { Config } from '../config.js';
 import type { GitHubClient } from '../github.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
-import type { BuildStore } from '../queue/store.js';
+import type { Store } from '../store/store.js';
 import type { RegistryClient } from '../registry/client.js';
 import { buildsApiRouter } from './api-builds.js';
 import { imagesApiRouter } from './api-images.js';
@@ -18,7 +18,9 @@ import { webhookNodeHandler } from './webhook.js';
 
 export interface AppDeps {
   config: Config;
-  store: BuildStore;
+  /** A worker serves only /healthz, /readyz and /metrics; receivers and `all` serve everything. */
+  role?: 'all' | 'receiver' | 'worker';
+  store: Store;
   logs: BuildLogs;
   docker: Docker;
   registry: RegistryClient;
@@ -30,6 +32,8 @@ export interface AppDeps {
   isStopping: () => boolean;
   /** Why BUILDER cannot work on this engine, for /readyz. */
   builderProblem?: () => Promise<string | undefined>;
+  /** Why the worker starts nothing new (its store is away), for /readyz. */
+  workerProblem?: () => string | undefined;
 }
 
 /** The pathname of a request URL, without the query string. */
@@ -58,6 +62,11 @@ export function createApp(deps: AppDeps): RequestListener {
   app.disable('x-powered-by');
   app.set('trust proxy', 'loopback, uniquelocal');
   app.use(healthRouter(deps));
+  if (deps.role === 'worker') {
+    app.use(notFound);
+    app.use(errorHandler(deps.log));
+    return app;
+  }
   app.use(triggerApiRouter(deps));
   app.use(imagesApiRouter(deps));
   app.use(buildsApiRouter(deps));

@@ -1,5 +1,5 @@
 import { AppError } from '../errors.js';
-import type { BuildRecord, BuildState, BuildStore, ListQuery } from '../queue/store.js';
+import type { BuildRecord, BuildState, Store, ListQuery } from '../store/store.js';
 
 export const BUILD_STATES: readonly BuildState[] = ['queued', 'running', 'succeeded', 'failed'];
 export const DEFAULT_LIMIT = 50;
@@ -79,9 +79,9 @@ export function nextQuery(query: ListQuery, lastId: number, limitGiven: boolean)
 }
 
 /** One page of builds, newest first, and the query of the next page (null on the last one). */
-export function pageOfBuilds(store: BuildStore, query: ListQuery, limitGiven: boolean): { builds: BuildRecord[]; next: string | null } {
+export async function pageOfBuilds(store: Store, query: ListQuery, limitGiven: boolean): Promise<{ builds: BuildRecord[]; next: string | null }> {
   // One extra row says whether another page exists, so the last page never links to an empty one.
-  const rows = store.list({ ...query, limit: query.limit + 1 });
+  const rows = await store.list({ ...query, limit: query.limit + 1 });
   const builds = rows.slice(0, query.limit);
   const last = builds.at(-1);
   return { builds, next: rows.length > query.limit && last ? nextQuery(query, last.id, limitGiven) : null };

@@ -1,4 +1,4 @@
-import type { BuildRecord, BuildState } from '../queue/store.js';
+import type { BuildRecord, BuildState } from '../store/store.js';
 
 /**
  * What the API answers and the pages show for one build. Plain JSON: times as

@@ -1,6 +1,7 @@
 import type { ErrorRequestHandler, RequestHandler } from 'express';
 import { AppError } from '../errors.js';
 import type { Logger } from '../log.js';
+import { isStoreUnavailable } from '../store/store-errors.js';
 
 interface BodyParserError {
   status?: number;
@@ -25,7 +26,11 @@ function bodyParserAnswer(err: BodyParserError): AppError | undefined {
 export interface ErrorAnswer {
   status: number;
   body: { error: string; hint?: string };
+  headers?: Record<string, string>;
 }
+
+/** Seconds a client should wait before trying again while the store is away. */
+const STORE_RETRY_AFTER = '10';
 
 /**
  * The one place where errors become HTTP answers: JSON `{error, hint?}`; the
@@ -34,7 +39,10 @@ export interface ErrorAnswer {
  */
 export function toErrorAnswer(err: unknown, log: Logger, where: { method?: string; path?: string }): ErrorAnswer {
   const known = err instanceof AppError ? err : bodyParserAnswer(err as BodyParserError);
-  if (known) return { status: known.status, body: { error: known.message, ...(known.hint ? { hint: known.hint } : {}) } };
+  if (known) {
+    const headers = isStoreUnavailable(known) ? { 'Retry-After': STORE_RETRY_AFTER } : undefined;
+    return { status: known.status, body: { error: known.message, ...(known.hint ? { hint: known.hint } : {}) }, headers };
+  }
   log.error({ err, ...where }, 'unhandled error while answering a request');
   return { status: 500, body: { error: 'internal error; the dockhook log has the details' } };
 }
@@ -42,7 +50,7 @@ export function toErrorAnswer(err: unknown, log: Logger, where: { method?: strin
 export function errorHandler(log: Logger): ErrorRequestHandler {
   return (err, req, res, _next) => {
     const answer = toErrorAnswer(err, log, { method: req.method, path: req.path });
-    if (!res.headersSent) res.status(answer.status).json(answer.body);
+    if (!res.headersSent) res.status(answer.status).set(answer.headers ?? {}).json(answer.body);
     else res.end();
   };
 }

@@ -1,10 +1,10 @@
 import type { Request, Response } from 'express';
-import type { BuildLogs } from '../build-logs.js';
-import type { BuildStore } from '../queue/store.js';
+import type { BuildLogs } from '../logs/build-logs.js';
+import type { BuildRecord, Store } from '../store/store.js';
 import { withoutAnsi } from './log-lines.js';
 
 export interface LogStreamDeps {
-  store: BuildStore;
+  store: Store;
   logs: BuildLogs;
   /** During a shutdown a stream of a build that is not running ends, so the server can close. */
   isStopping: () => boolean;
@@ -79,7 +79,15 @@ class LogStream {
   private onEnd(): void {
     this.unfollow = undefined;
     if (this.closed) return;
-    if (isFinal(this.deps.store.get(this.id)?.state) || this.deps.isStopping()) return this.finish();
+    void this.deps.store.get(this.id).then(
+      (build) => this.afterWriterClosed(build),
+      () => this.finish(),
+    );
+  }
+
+  private afterWriterClosed(build: BuildRecord | undefined): void {
+    if (this.closed) return;
+    if (isFinal(build?.state) || this.deps.isStopping()) return this.finish(build);
     this.unfollow = this.deps.logs.onOpen(this.id, () => {
       this.unfollow = undefined;
       void this.attach();
@@ -104,9 +112,17 @@ class LogStream {
     this.res.write(`id: ${n}\n${data}\n`);
   }
 
-  private finish(): void {
+  private finish(known?: BuildRecord): void {
     if (this.closed) return;
-    const build = this.deps.store.get(this.id);
+    if (known) return this.writeEnd(known);
+    void this.deps.store.get(this.id).then(
+      (build) => this.writeEnd(build),
+      () => this.writeEnd(undefined),
+    );
+  }
+
+  private writeEnd(build: BuildRecord | undefined): void {
+    if (this.closed) return;
     this.res.write(`event: end\ndata: ${JSON.stringify({ state: build?.state ?? 'unknown', failure: build?.failure ?? null, lines: this.sent })}\n\n`);
     this.res.end();
     this.cleanup();

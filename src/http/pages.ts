@@ -1,8 +1,8 @@
 import { Router, type Request, type Response } from 'express';
-import type { BuildLogs } from '../build-logs.js';
+import type { BuildLogs } from '../logs/build-logs.js';
 import type { Config } from '../config.js';
 import { AppError } from '../errors.js';
-import type { BuildStore } from '../queue/store.js';
+import type { Store } from '../store/store.js';
 import { requireApiToken } from './api-auth.js';
 import { BUILD_SCRIPT } from './assets/build-script.js';
 import { INDEX_SCRIPT } from './assets/index-script.js';
@@ -10,14 +10,14 @@ import { STYLE } from './assets/style.js';
 import { pageOfBuilds, parseId, parseListQuery } from './build-query.js';
 import { toBuildView } from './build-view.js';
 import { html } from './html.js';
-import { completeLines } from '../build-logs.js';
+import { completeLines } from '../logs/build-logs.js';
 import { renderBuildBody, renderNotFoundBody } from './page-build.js';
 import { renderIndexBody } from './page-index.js';
 import { pageHeaders, renderPage } from './page-layout.js';
 
 export interface PagesDeps {
   config: Pick<Config, 'registry' | 'publicUrl' | 'apiToken' | 'apiTokenReads'>;
-  store: BuildStore;
+  store: Store;
   logs: BuildLogs;
 }
 
@@ -53,7 +53,7 @@ export function pagesRouter(deps: PagesDeps): Router {
     res.type(asset.type).send(asset.body);
   });
 
-  router.get('/', read, pageHeaders, (req, res) => {
+  router.get('/', read, pageHeaders, async (req, res) => {
     let query;
     try {
       query = parseListQuery(req.query as Record<string, unknown>);
@@ -62,7 +62,7 @@ export function pagesRouter(deps: PagesDeps): Router {
       sendPage(res, err.status, 'Bad filter', html`<div class="heading"><h1>Bad filter</h1></div><p>${err.message}${err.hint ? `; ${err.hint}` : ''}.</p><p><a href="/">← All builds</a></p>`);
       return;
     }
-    const page = pageOfBuilds(deps.store, query, req.query.limit !== undefined);
+    const page = await pageOfBuilds(deps.store, query, req.query.limit !== undefined);
     const body = renderIndexBody({
       builds: page.builds.map((b) => toBuildView(b, viewOptions())),
       next: page.next,
@@ -76,7 +76,7 @@ export function pagesRouter(deps: PagesDeps): Router {
   router.get('/builds/:id', read, pageHeaders, async (req, res) => {
     const idText = req.params.id as string;
     const id = parseId(idText);
-    const build = id === undefined ? undefined : deps.store.get(id);
+    const build = id === undefined ? undefined : await deps.store.get(id);
     if (!build) {
       sendPage(res, 404, 'Build not found', renderNotFoundBody(idText));
       return;

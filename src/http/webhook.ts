@@ -1,16 +1,17 @@
 import { Webhooks } from '@octokit/webhooks';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { AppError } from '../errors.js';
+import { isStoreUnavailable } from '../store/store-errors.js';
 import { toErrorAnswer } from './error-handler.js';
 import { decideBuild, type BuildRequest } from '../intake.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
-import type { BuildStore, EnqueueResult } from '../queue/store.js';
+import type { Store, EnqueueResult } from '../store/store.js';
 
 export interface WebhookDeps {
   secret: string;
   buildBranches: string[];
-  store: BuildStore;
+  store: Store;
   log: Logger;
   metrics: Metrics;
   /** Wakes the worker after a build is queued. */
@@ -57,12 +58,10 @@ function deliveryHandler(deps: WebhookDeps): (header: (name: string) => string |
   const flush = () => {
     const batch = pending;
     pending = [];
-    try {
-      const results = deps.store.enqueueMany(batch.map((b) => b.request));
-      batch.forEach((b, i) => b.resolve(results[i]!));
-    } catch (err) {
-      for (const b of batch) b.reject(err);
-    }
+    deps.store.enqueueMany(batch.map((b) => b.request)).then(
+      (results) => batch.forEach((b, i) => b.resolve(results[i]!)),
+      (err: unknown) => batch.forEach((b) => b.reject(err)),
+    );
   };
   const enqueue = (request: BuildRequest) =>
     new Promise<EnqueueResult>((resolve, reject) => {
@@ -102,6 +101,10 @@ function deliveryHandler(deps: WebhookDeps): (header: (name: string) => string |
     try {
       result = await enqueue(request);
     } catch (err) {
+      if (isStoreUnavailable(err)) {
+        deps.log.warn({ delivery: deliveryId, event, err: err.message }, 'could not record the build: the store cannot be reached; GitHub marks the delivery failed');
+        throw err;
+      }
       deps.log.error({ delivery: deliveryId, event, err }, 'could not record the build');
       throw new AppError(503, 'could not record the build', { hint: 'check DATA_DIR is writable and has space, then redeliver from GitHub', cause: err });
     }
@@ -159,7 +162,7 @@ export function webhookNodeHandler(deps: WebhookDeps): (req: IncomingMessage, re
         },
         (err: unknown) => {
           const answer = toErrorAnswer(err, deps.log, { method: req.method, path: '/webhook' });
-          sendJson(res, answer.status, answer.body);
+          sendJson(res, answer.status, answer.body, answer.headers);
         },
       );
     });

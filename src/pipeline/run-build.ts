@@ -1,10 +1,10 @@
 import { posix } from 'node:path';
 import type Docker from 'dockerode';
-import type { BuildLogWriter } from '../build-logs.js';
+import type { BuildLogWriter } from '../logs/build-logs.js';
 import type { PullCredentials } from '../engine/pull-credentials.js';
 import { BuildError } from '../errors.js';
 import type { GitHubClient } from '../github.js';
-import type { BuildRecord, BuildStore } from '../queue/store.js';
+import type { BuildRecord, Store } from '../store/store.js';
 import { RegistryError, type RegistryClient } from '../registry/client.js';
 import { imageTags, parseDockerInfo, SpecError, type BuildSpec } from '../spec.js';
 import { buildImage } from './build.js';
@@ -28,7 +28,7 @@ export interface PipelineDeps {
   octokit: GitHubClient;
   docker: Docker;
   registry: RegistryClient;
-  store: BuildStore;
+  store: Store;
   settings: PipelineSettings;
   /** Seconds one reference took to push (the push-duration histogram). */
   observePush?: (seconds: number) => void;
@@ -76,7 +76,12 @@ async function checkVersionTag(deps: PipelineDeps, build: BuildRecord, spec: Bui
   } catch (err) {
     throw registryFailure(err, `checking whether ${spec.serviceName}:${spec.version} exists`);
   }
-  if (!existing) return 'fresh';
+  if (!existing) {
+    // Two builds of one image:version from different commits (two repositories naming one image) may both find it free.
+    const holder = await deps.store.claimVersion(spec.serviceName, spec.version, build.sha);
+    if (holder === build.sha) return 'fresh';
+    throw new BuildError(`${spec.serviceName}:${spec.version} is being built from ${short(holder)} by another build; bump version in dockerInfo.json`);
+  }
   if (existing.revision === build.sha) return 'done';
   const holder = existing.revision ? short(existing.revision) : 'an image without a revision label';
   throw new BuildError(`tag ${spec.version} already holds ${holder}; bump version in dockerInfo.json`);
@@ -92,7 +97,7 @@ export async function runPipeline(deps: PipelineDeps, build: BuildRecord, signal
   out.line(`dockhook build #${build.id}: ${build.owner}/${build.repo}@${build.sha} (${build.branch}), attempt ${build.attempts}`);
 
   const spec = await readSpec(deps, build);
-  deps.store.setImage(build.id, spec.serviceName, spec.version);
+  await deps.store.setImage(build.id, spec.serviceName, spec.version);
   const repository = `${settings.registry}/${spec.serviceName}`;
   out.line(`dockerInfo.json: image ${spec.serviceName}, version ${spec.version}, context ${spec.context || '.'}, dockerfile ${spec.dockerfile}`);
 
@@ -103,7 +108,7 @@ export async function runPipeline(deps: PipelineDeps, build: BuildRecord, signal
 
   // Pushed in this order so that a present version tag implies its sha- and extra tags are there too.
   const tags = [...imageTags(spec, build.sha).filter((t) => t !== spec.version), spec.version];
-  const moveLatest = build.branch === build.defaultBranch && !deps.store.hasLaterLatest(spec.serviceName, build.mergedAt, build.id);
+  const moveLatest = build.branch === build.defaultBranch && !(await deps.store.hasLaterLatest(spec.serviceName, build.mergedAt, build.id));
   if (build.branch === build.defaultBranch && !moveLatest) out.line('latest stays: a later merge of this image already pushed it');
   if (moveLatest) tags.push('latest');
   const refs = tags.map((t) => `${repository}:${t}`);
@@ -154,12 +159,17 @@ export async function runPipeline(deps: PipelineDeps, build: BuildRecord, signal
   out.line(`built ${imageId} from ${sent.files} files (${sent.bytes} bytes, ${sent.ignored} ignored)`);
 
   for (const ref of refs) {
+    const tag = ref.slice(repository.length + 1);
+    // The claim and the push are one step per image across workers: a later merge that claimed it meanwhile keeps it.
+    if (tag === 'latest' && !(await deps.store.claimLatest(spec.serviceName, build.mergedAt, build.id))) {
+      out.line('latest stays: a later merge of this image took it while this one built');
+      continue;
+    }
     out.line(`pushing ${ref}`);
     const pushStarted = performance.now();
     const digest = await pushImage(deps.docker, ref, { registry: settings.registry, auth: settings.registryAuth, signal, onLine: (line) => out.line(line) });
     deps.observePush?.((performance.now() - pushStarted) / 1000);
-    const tag = ref.slice(repository.length + 1);
-    deps.store.recordPush(build.id, { ref, tag, digest }, tag === 'latest');
+    await deps.store.recordPush(build.id, { ref, tag, digest }, tag === 'latest');
     out.line(`pushed ${ref} ${digest}`);
   }
   return { summary: `pushed ${repository}:${spec.version}`, spec };

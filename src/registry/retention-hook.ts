@@ -1,13 +1,13 @@
-import type { BuildLogWriter } from '../build-logs.js';
+import type { BuildLogWriter } from '../logs/build-logs.js';
 import { AppError, errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { BuildRecord, BuildStore } from '../queue/store.js';
+import type { BuildRecord, Store } from '../store/store.js';
 import { applyRetention } from './apply-retention.js';
 import type { RegistryClient } from './client.js';
 
 export interface RetentionHookDeps {
   registry: RegistryClient;
-  store: BuildStore;
+  store: Store;
   keep: number;
   log: Logger;
 }
@@ -21,12 +21,14 @@ export interface RetentionHookDeps {
 export function retentionAfterSuccess(deps: RetentionHookDeps): (build: BuildRecord, out: BuildLogWriter) => Promise<void> {
   return async (build, out) => {
     // The record the worker holds was read before the pipeline set the image name.
-    const image = deps.store.get(build.id)?.image;
+    const image = (await deps.store.get(build.id))?.image;
     if (!image) return;
+    // A build taken over by another worker after its push reaches this point twice: prune once.
+    if (!(await deps.store.claimRetention(build.id))) return;
     const log = deps.log.child({ build: build.id, image, component: 'retention' });
-    const problem = (text: string) => {
+    const problem = async (text: string) => {
       out.line(`retention: ${text}`);
-      deps.store.addNote(build.id, `retention: ${text}`);
+      await deps.store.addNote(build.id, `retention: ${text}`);
       log.warn({ problem: text }, 'retention could not delete everything it planned to');
     };
     try {
@@ -36,11 +38,12 @@ export function retentionAfterSuccess(deps: RetentionHookDeps): (build: BuildRec
           ? `retention (KEEP_VERSIONS=${deps.keep}): deleted ${image}:${removed.join(', ')}; kept ${plan.keep.join(', ')}`
           : `retention (KEEP_VERSIONS=${deps.keep}): nothing to delete in ${image}`,
       );
+      for (const version of removed) await deps.store.releaseVersion(image, version);
       if (removed.length) log.info({ removed, kept: plan.keep }, 'old versions deleted');
-      failures.forEach(problem);
+      for (const f of failures) await problem(f);
     } catch (err) {
       const hint = err instanceof AppError && err.hint ? ` (${err.hint})` : '';
-      problem(`could not read the tags of ${image}: ${errorMessage(err)}${hint}`);
+      await problem(`could not read the tags of ${image}: ${errorMessage(err)}${hint}`);
     }
   };
 }

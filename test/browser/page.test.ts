@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { after, before, describe, it } from 'node:test';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
-import { completeLines } from '../../src/build-logs.js';
+import { completeLines } from '../../src/logs/build-logs.js';
 import { mergedPullRequestPayload } from '../support/deliveries.js';
 import { startHarness, type Harness } from '../support/harness.js';
 

@@ -5,11 +5,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import express from 'express';
-import { BuildLogs } from '../../src/build-logs.js';
+import { FileBuildLogs } from '../../src/logs/file-logs.js';
 import { buildsApiRouter } from '../../src/http/api-builds.js';
 import { toBuildView } from '../../src/http/build-view.js';
-import { completeLines } from '../../src/build-logs.js';
-import { BuildStore, type BuildRecord } from '../../src/queue/store.js';
+import { completeLines } from '../../src/logs/build-logs.js';
+import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js';
+import type { BuildRecord } from '../../src/store/store.js';
 import { startHarness, type Harness } from '../support/harness.js';
 
 const OWNER = 'octo-org';
@@ -244,7 +245,7 @@ describe('builds API (real engine, real registry)', () => {
     // Connect while it runs, once it has said something (so the file holds history to join).
     await waitFor('the build to start', async () => ((await h.service.logs.read(id)).includes('dockerInfo.json') ? true : undefined));
     const res = await get(h, `/api/builds/${id}/log`, { accept: 'text/event-stream' });
-    assert.notEqual(h.service.store.get(id)!.state, 'succeeded', 'the stream must start while the build runs');
+    assert.notEqual((await h.service.store.get(id))!.state, 'succeeded', 'the stream must start while the build runs');
     const events = await readEvents(res);
     await h.waitForBuild(id);
 
@@ -299,15 +300,15 @@ describe('builds API with API_TOKEN_READS=true', () => {
 describe('log stream joins the file and the live lines under load (no engine)', () => {
   it('gives every client exactly the log file, wherever it connects, across a retry', async () => {
     const dataDir = await mkdtemp(join(tmpdir(), 'dockhook-sse-'));
-    const store = new BuildStore(dataDir);
-    const logs = new BuildLogs(dataDir);
+    const store = new SqliteStore(dataDir);
+    const logs = new FileBuildLogs(dataDir);
     const app = express();
     app.use(buildsApiRouter({ config: { registry: 'localhost:5000', apiTokenReads: false }, store, logs, isStopping: () => false }));
     const server = app.listen(0, '127.0.0.1');
     await new Promise((r) => server.once('listening', r));
     const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
     try {
-      const { build } = store.enqueue({
+      const { build } = await store.enqueue({
         deliveryId: 'd-1', trigger: 'merge', owner: 'o', repo: 'r', repoUrl: 'https://github.com/o/r', defaultBranch: 'main',
         branch: 'main', sha: 'a'.repeat(40), mergedAt: new Date().toISOString(),
       });
@@ -316,7 +317,7 @@ describe('log stream joins the file and the live lines under load (no engine)', 
       let n = 0;
       // Bursts of several lines per call with no pause between calls: the file lags the live lines most here.
       const attempt = async (bursts: number) => {
-        store.claimNext();
+        await store.claimNext({ owner: 'test', ms: 60_000 });
         const writer = logs.writer(build.id);
         for (let b = 0; b < bursts; b++) {
           for (let k = 0; k < 5; k++) writer.line([1, 2, 3].map(() => `line ${++n} ${'x'.repeat(n % 300)}`).join('\n'));
@@ -328,11 +329,11 @@ describe('log stream joins the file and the live lines under load (no engine)', 
       };
       connect(); // before the first line
       const first = await attempt(40);
-      store.requeue(build.id, 0, 'registry down');
+      await store.requeue(build.id, 0, 'registry down', 'test');
       await first.close();
       connect(); // between attempts
       const second = await attempt(40);
-      store.markSucceeded(build.id);
+      await store.markSucceeded(build.id, 'test');
       await second.close();
       connect(); // after the end
 
@@ -347,7 +348,7 @@ describe('log stream joins the file and the live lines under load (no engine)', 
     } finally {
       server.closeAllConnections();
       server.close();
-      store.close();
+      await store.close();
       await rm(dataDir, { recursive: true, force: true });
     }
   });

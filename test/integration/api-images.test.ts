@@ -7,12 +7,12 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import Docker from 'dockerode';
 import { pino } from 'pino';
-import { BuildLogs } from '../../src/build-logs.js';
+import { FileBuildLogs } from '../../src/logs/file-logs.js';
 import { loadConfig } from '../../src/config.js';
 import { createGitHubClient } from '../../src/github.js';
 import { createApp } from '../../src/http/app.js';
 import { createMetrics } from '../../src/metrics.js';
-import { BuildStore } from '../../src/queue/store.js';
+import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 import { createRegistryClient, type RegistryClientOptions } from '../../src/registry/client.js';
 import { docker, dockerFails } from '../support/harness.js';
 import { pushTestImage, pushTestManifestList, startRegistry, type TestRegistry } from '../support/registry-server.js';
@@ -49,11 +49,11 @@ async function startApi(
     return fetch(input, init);
   };
   const log = pino({ level: 'silent' });
-  const store = new BuildStore(dataDir);
+  const store = new SqliteStore(dataDir);
   const app = createApp({
     config,
     store,
-    logs: new BuildLogs(dataDir),
+    logs: new FileBuildLogs(dataDir),
     docker: new Docker(),
     registry: createRegistryClient({ url: config.registryUrl, auth: config.registryAuth, fetch: recording, ...client }),
     // Never reached by these routes: a closed port makes any call fail loudly.
@@ -73,7 +73,7 @@ async function startApi(
         server.close(() => resolve());
         server.closeAllConnections();
       });
-      store.close();
+      await store.close();
       await rm(dataDir, { recursive: true, force: true });
     },
   };

@@ -231,7 +231,7 @@ describe('dockhook send-test-delivery (against a running dockhook)', () => {
     assert.match(run.stdout, /^(202 Accepted|200 OK)$/m);
     assert.ok(!run.stdout.includes(HARNESS_SECRET));
     const queued = /"build":(\d+)/.exec(run.stdout);
-    if (queued) assert.equal(h.service.store.get(Number(queued[1]))?.repo, 'not-served');
+    if (queued) assert.equal((await h.service.store.get(Number(queued[1])))?.repo, 'not-served');
   });
 
   it('shows 401 and what to fix when the secret differs, and exits 1', async () => {

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { describe, it } from 'node:test';
+import type { SqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 import { startEngineProxy } from '../support/engine-proxy.js';
 import { startHarness } from '../support/harness.js';
 
@@ -28,11 +29,12 @@ describe('/healthz, /readyz and /metrics', () => {
       await engine.up();
 
       // SQLite itself refuses writes: what a read-only or full disk looks like from inside.
-      h.service.store.db.pragma('query_only = ON');
+      const sqlite = h.service.store as SqliteStore;
+      sqlite.db.pragma('query_only = ON');
       const noStore = await fetch(`${h.url}/readyz`);
       assert.equal(noStore.status, 503);
       assert.deepEqual((await noStore.json()).failed, ['store']);
-      h.service.store.db.pragma('query_only = OFF');
+      sqlite.db.pragma('query_only = OFF');
       assert.equal((await fetch(`${h.url}/readyz`)).status, 200);
     } finally {
       await h.close();

@@ -4,7 +4,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { BuildStore, type BuildRecord } from '../../src/queue/store.js';
+import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js';
+import type { BuildRecord } from '../../src/store/store.js';
 import { createRegistryClient } from '../../src/registry/client.js';
 import { ensureBusyboxImage } from '../support/base-image.js';
 import { mergedPullRequestPayload, postDelivery } from '../support/deliveries.js';
@@ -70,22 +71,22 @@ describe('nothing acknowledged is lost across a crash or a stop (real processes)
     first.kill('SIGKILL');
     assert.equal((await first.exited).signal, 'SIGKILL');
 
-    const peek = new BuildStore(dataDir);
+    const peek = new SqliteStore(dataDir);
     assert.deepEqual(
-      ids.map((id) => peek.get(id)!.state),
+      await Promise.all(ids.map(async (id) => (await peek.get(id))!.state)),
       ['running', 'queued', 'queued'],
       'the store shows the crash as it happened',
     );
 
     const second = await spawnDockhook(env);
     try {
-      const done = await until('all builds to finish', () => {
-        const builds = ids.map((id) => peek.get(id)!);
+      const done = await until('all builds to finish', async () => {
+        const builds = await Promise.all(ids.map(async (id) => (await peek.get(id))!));
         return builds.every((b) => b.state === 'succeeded' || b.state === 'failed') ? builds : undefined;
       }, 120_000);
       for (const b of done) assert.equal(b.state, 'succeeded', b.failure);
       assert.equal(done[0]!.attempts, 2, 'the interrupted build ran again');
-      assert.equal(peek.list({ limit: 100 }).length, 3, 'no build was added or duplicated');
+      assert.equal((await peek.list({ limit: 100 })).length, 3, 'no build was added or duplicated');
       assert.ok(second.lines.some((l) => l.msg === 'builds interrupted by the last stop are queued again' && l.recovered === 1));
       const client = createRegistryClient({ url: registry.url });
       for (const [i, name] of names.entries()) {
@@ -98,7 +99,7 @@ describe('nothing acknowledged is lost across a crash or a stop (real processes)
     } finally {
       second.kill('SIGTERM');
       await second.exited;
-      peek.close();
+      await peek.close();
     }
   });
 
@@ -116,9 +117,9 @@ describe('nothing acknowledged is lost across a crash or a stop (real processes)
     assert.match(refused.body.error, /shutting down/);
     const { code } = await proc.exited;
     assert.equal(code, 0);
-    const store = new BuildStore(dataDir);
-    assert.equal(store.get(res.body.build)!.state, 'succeeded');
-    store.close();
+    const store = new SqliteStore(dataDir);
+    assert.equal((await store.get(res.body.build))!.state, 'succeeded');
+    await store.close();
   });
 
   it('SIGTERM with a grace period too short: the unfinished build is queued and runs at the next start', async () => {
@@ -129,22 +130,22 @@ describe('nothing acknowledged is lost across a crash or a stop (real processes)
     await until('the build to start', () => github.statusesFor(shas[0]!).some((s) => s.state === 'pending'));
     proc.kill('SIGTERM');
     assert.equal((await proc.exited).code, 0);
-    const store = new BuildStore(dataDir);
-    const interrupted: BuildRecord = store.get(res.body.build)!;
+    const store = new SqliteStore(dataDir);
+    const interrupted: BuildRecord = (await store.get(res.body.build))!;
     assert.equal(interrupted.state, 'queued');
     assert.equal(github.statusesFor(shas[0]!).filter((s) => s.state === 'failure').length, 0, 'an interrupted build is not a failure');
 
     const again = await spawnDockhook(env);
     try {
-      const done = await until('the build to finish after restart', () => {
-        const b = store.get(res.body.build)!;
+      const done = await until('the build to finish after restart', async () => {
+        const b = (await store.get(res.body.build))!;
         return b.state === 'succeeded' || b.state === 'failed' ? b : undefined;
       });
       assert.equal(done.state, 'succeeded', done.failure);
     } finally {
       again.kill('SIGTERM');
       await again.exited;
-      store.close();
+      await store.close();
     }
   });
 });

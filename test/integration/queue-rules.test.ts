@@ -34,7 +34,7 @@ describe('queue rules (real engine, real registry, real SQLite)', () => {
     assert.equal(build.state, 'succeeded', build.failure);
     const redelivered = await h.merge(OWNER, 'dedup', repo.head(), { id: 'delivery-dedup-1' });
     assert.deepEqual([redelivered.status, redelivered.body], [200, { duplicate: first.body.build }]);
-    assert.equal(h.service.store.list({ repo: `${OWNER}/dedup`, limit: 10 }).length, 1);
+    assert.equal((await h.service.store.list({ repo: `${OWNER}/dedup`, limit: 10 })).length, 1);
   });
 
   it('redelivering a delivery whose build failed starts a new attempt', async () => {
@@ -109,7 +109,7 @@ describe('queue rules (real engine, real registry, real SQLite)', () => {
     const first = await h.waitForBuild((await h.merge(OWNER, 'rerun', repo.head(), { id: 'rerun-1' })).body.build);
     assert.equal(first.state, 'succeeded');
     // Force a second build of the same commit through the store, as a crash after the push would.
-    const again = h.service.store.enqueue({ ...first, deliveryId: 'rerun-2', sha: repo.head() });
+    const again = await h.service.store.enqueue({ ...first, deliveryId: 'rerun-2', sha: repo.head() });
     assert.equal(again.outcome, 'duplicate', 'the store refuses a second live build of a built commit');
   });
 
@@ -119,7 +119,7 @@ describe('queue rules (real engine, real registry, real SQLite)', () => {
     for (const name of names) shas.push((await h.createRepo(OWNER, name, repoFiles(name, '1.0.0', 'sleep 1'))).head());
     let maxRunning = 0;
     const sampler = setInterval(() => {
-      maxRunning = Math.max(maxRunning, h.service.store.countByState().running, h.service.worker.activeCount);
+      void h.service.store.countByState().then((counts) => (maxRunning = Math.max(maxRunning, counts.running, h.service.worker!.activeCount)));
     }, 20);
     const started = Date.now();
     const answers = await Promise.all(names.map((name, i) => h.merge(OWNER, name, shas[i]!)));

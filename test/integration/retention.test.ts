@@ -4,8 +4,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { BuildLogs } from '../../src/build-logs.js';
-import { BuildStore } from '../../src/queue/store.js';
+import { FileBuildLogs } from '../../src/logs/file-logs.js';
+import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 import { applyRetention } from '../../src/registry/apply-retention.js';
 import { createRegistryClient } from '../../src/registry/client.js';
 import { retentionAfterSuccess } from '../../src/registry/retention-hook.js';
@@ -117,25 +117,25 @@ describe('the worker hook when the registry is down', () => {
   it('never throws: the problem becomes a note on the build and a line in its log', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'dockhook-retention-hook-'));
     const reg = await startRegistry();
-    const store = new BuildStore(dir);
-    const logs = new BuildLogs(dir);
+    const store = new SqliteStore(dir);
+    const logs = new FileBuildLogs(dir);
     try {
-      const { build } = store.enqueue({
+      const { build } = await store.enqueue({
         deliveryId: 'd-1', trigger: 'merge', owner: 'o', repo: 'r', repoUrl: 'https://github.com/o/r',
         defaultBranch: 'main', branch: 'main', sha: 'a'.repeat(40), mergedAt: new Date().toISOString(),
       });
-      store.setImage(build.id, 'some/app', '1.0.0');
+      await store.setImage(build.id, 'some/app', '1.0.0');
       await reg.stop();
       const hook = retentionAfterSuccess({ registry: createRegistryClient({ url: reg.url }), store, keep: 1, log: pino({ level: 'silent' }) });
       const out = logs.writer(build.id);
       await hook(build, out); // resolves, does not reject
       await out.close();
-      const notes = store.get(build.id)!.notes;
+      const notes = (await store.get(build.id))!.notes;
       assert.equal(notes.length, 1);
       assert.match(notes[0]!, /^retention: could not read the tags of some\/app: registry unreachable at /);
       assert.match(await logs.read(build.id), /retention: could not read the tags/);
     } finally {
-      store.close();
+      await store.close();
       await reg.close();
       await rm(dir, { recursive: true, force: true });
     }

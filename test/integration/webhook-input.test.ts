@@ -73,7 +73,7 @@ describe('POST /webhook answers every bad input clearly and stays up', () => {
       assert.equal(res.status, 401, JSON.stringify(override));
       assert.match(res.body.error, message);
     }
-    assert.equal(h.service.store.list({ limit: 10 }).length, 0, 'nothing unverified is queued');
+    assert.equal((await h.service.store.list({ limit: 10 })).length, 0, 'nothing unverified is queued');
   });
 
   it('401 when the body was changed after signing', async () => {

@@ -7,7 +7,7 @@ import Docker from 'dockerode';
 import { pino } from 'pino';
 import { loadConfig, type Config } from '../../src/config.js';
 import { createLogger } from '../../src/log.js';
-import type { BuildRecord } from '../../src/queue/store.js';
+import type { BuildRecord } from '../../src/store/store.js';
 import { startService, type Service } from '../../src/service.js';
 import { ensureBusyboxImage } from './base-image.js';
 import { mergedPullRequestPayload, postDelivery, type SignOptions } from './deliveries.js';
@@ -94,8 +94,8 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     async waitForBuild(id, timeoutMs = 120_000) {
       const deadline = Date.now() + timeoutMs;
       for (;;) {
-        const build = service.store.get(id);
-        if (build && (build.state === 'succeeded' || build.state === 'failed') && !service.worker.isRunning(id)) return service.store.get(id)!;
+        const build = await service.store.get(id);
+        if (build && (build.state === 'succeeded' || build.state === 'failed') && !service.worker?.isRunning(id)) return (await service.store.get(id))!;
         if (Date.now() > deadline) throw new Error(`build ${id} still ${build?.state} after ${timeoutMs} ms: ${build?.failure ?? ''}\n${await service.logs.read(id)}`);
         await new Promise((r) => setTimeout(r, 100));
       }

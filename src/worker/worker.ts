@@ -1,7 +1,9 @@
-import type { BuildLogs, BuildLogWriter } from '../build-logs.js';
+import type { BuildLogs, BuildLogWriter } from '../logs/build-logs.js';
 import { BuildError, errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { BuildRecord, BuildStore } from './store.js';
+import type { BuildRecord, Lease, Store } from '../store/store.js';
+import { isStoreUnavailable } from '../store/store-errors.js';
+import { LeaseKeeper } from './lease-keeper.js';
 
 export type BuildOutcome = 'succeeded' | 'failed' | 'retrying' | 'interrupted';
 
@@ -21,34 +23,56 @@ export interface WorkerSettings {
   timeoutMs: number;
   retryWindowMs: number;
   retryInitialDelayMs: number;
+  /** This worker's name in the store, and how long its claims last unless renewed (LEASE_SECONDS). */
+  lease: Lease;
+  /** Look for work this often even when no notification came (a lost LISTEN connection, a retry delay on another host). */
+  pollMs: number;
 }
 
 class Shutdown extends Error {}
+/** Another worker took the build over: this one stops and writes nothing more about it. */
+class LeaseLost extends Error {}
 
 /**
- * Takes builds from the store and runs up to `concurrency` at once. All state
- * lives in the store, so a crash loses nothing: the next start re-queues what
- * was running.
+ * Pulls builds from the store and runs up to `concurrency` at once, each
+ * under a lease it renews (Woodpecker's Next/Extend). All state lives in the
+ * store, so a crash loses nothing: with SQLite the next start re-queues what
+ * was running; with PostgreSQL another worker takes a build over once its
+ * lease runs out. It wakes on the store's "queued" notification, after each
+ * build, when a retry delay or a lease ends, and every `pollMs` as a fallback.
  */
 export class Worker {
   private readonly running = new Map<number, { controller: AbortController; done: Promise<void> }>();
   private timer: NodeJS.Timeout | undefined;
+  private poller: NodeJS.Timeout | undefined;
   private stopping = false;
   private started = false;
+  private claiming: Promise<void> | undefined;
+  private claimAgain = false;
+  private unsubscribe: (() => void) | undefined;
+  private readonly leases: LeaseKeeper;
+  /** Set while the store cannot be reached: nothing new starts, what runs goes on. */
+  storeProblem: string | undefined;
 
   constructor(
-    private readonly store: BuildStore,
+    private readonly store: Store,
     private readonly logs: BuildLogs,
     private readonly hooks: WorkerHooks,
     private readonly settings: WorkerSettings,
     private readonly log: Logger,
     private readonly scrub: (text: string) => string = (t) => t,
-  ) {}
+  ) {
+    this.leases = new LeaseKeeper(store, settings.lease, log);
+  }
 
-  start(): void {
-    const recovered = this.store.recoverInterrupted();
+  async start(): Promise<void> {
+    const recovered = await this.store.recoverInterrupted();
     if (recovered > 0) this.log.warn({ recovered }, 'builds interrupted by the last stop are queued again');
     this.started = true;
+    this.leases.start();
+    this.unsubscribe = this.store.onQueued(() => this.kick());
+    this.poller = setInterval(() => this.kick(), this.settings.pollMs);
+    this.poller.unref();
     this.kick();
   }
 
@@ -61,28 +85,64 @@ export class Worker {
     return this.running.has(id);
   }
 
-  /** Looks for work now: after an enqueue, after a build ends, when a retry delay runs out. */
+  /** Looks for work now: after an enqueue, after a build ends, when a retry delay runs out. One claim loop at a time. */
   kick(): void {
     if (!this.started || this.stopping) return;
-    while (this.running.size < this.settings.concurrency) {
-      const build = this.store.claimNext();
-      if (!build) break;
-      const controller = new AbortController();
-      const done = this.execute(build, controller).finally(() => {
-        this.running.delete(build.id);
-        this.kick();
-      });
-      this.running.set(build.id, { controller, done });
+    if (this.claiming) {
+      this.claimAgain = true;
+      return;
     }
-    this.scheduleDelayed();
+    this.claiming = this.claimLoop().finally(() => {
+      this.claiming = undefined;
+      if (this.claimAgain) {
+        this.claimAgain = false;
+        this.kick();
+      }
+    });
   }
 
-  private scheduleDelayed(): void {
+  /** Resolves once no claim is in flight (a stop waits for it, so no build starts after the stop). */
+  private async claimLoop(): Promise<void> {
+    try {
+      while (!this.stopping && this.running.size < this.settings.concurrency) {
+        const build = await this.store.claimNext(this.settings.lease);
+        if (!build) break;
+        // Our own lease, taken again after a stall longer than the lease: it is still running here.
+        if (this.running.has(build.id)) continue;
+        if (this.stopping) {
+          await this.store.requeue(build.id, 0, 'interrupted by shutdown', this.settings.lease.owner);
+          break;
+        }
+        this.startBuild(build);
+      }
+      if (this.storeProblem) this.log.info('the store answers again; taking builds');
+      this.storeProblem = undefined;
+      await this.scheduleDelayed();
+    } catch (err) {
+      if (!isStoreUnavailable(err)) throw err;
+      if (!this.storeProblem) this.log.warn({ err: err.message }, 'cannot claim builds: the store cannot be reached; running builds go on, new ones wait');
+      this.storeProblem = err.message;
+    }
+  }
+
+  private startBuild(build: BuildRecord): void {
+    const controller = new AbortController();
+    this.leases.hold(build.id, (reason) => controller.abort(new LeaseLost(reason)));
+    const done = this.execute(build, controller).finally(() => {
+      this.leases.release(build.id);
+      this.running.delete(build.id);
+      this.kick();
+    });
+    this.running.set(build.id, { controller, done });
+  }
+
+  private async scheduleDelayed(): Promise<void> {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
-    const next = this.store.nextRunAfter();
-    if (next === undefined) return;
+    const next = await this.store.nextWakeAt();
+    if (next === undefined || this.stopping) return;
     const wait = Math.max(next - Date.now(), 50);
+    if (wait >= this.settings.pollMs) return; // the poller comes sooner
     this.timer = setTimeout(() => this.kick(), wait);
     this.timer.unref();
   }
@@ -94,6 +154,9 @@ export class Worker {
   async stop(graceMs: number): Promise<void> {
     this.stopping = true;
     if (this.timer) clearTimeout(this.timer);
+    if (this.poller) clearInterval(this.poller);
+    this.unsubscribe?.();
+    await this.claiming;
     const all = Promise.all([...this.running.values()].map((r) => r.done));
     const grace = new Promise<'timeout'>((resolve) => setTimeout(resolve, graceMs, 'timeout').unref());
     if ((await Promise.race([all.then(() => 'done' as const), grace])) === 'timeout') {
@@ -101,6 +164,7 @@ export class Worker {
       for (const r of this.running.values()) r.controller.abort(new Shutdown('dockhook is shutting down'));
       await all;
     }
+    this.leases.stop();
   }
 
   private retryDelay(build: BuildRecord): number | undefined {
@@ -124,7 +188,8 @@ export class Worker {
       log.info({ attempt: build.attempts }, 'build started');
       pending = this.hooks.report(build, 'pending', build.attempts > 1 ? `building (attempt ${build.attempts})` : 'building');
       const summary = this.scrub(await this.hooks.run(build, controller.signal, out));
-      this.store.markSucceeded(build.id);
+      if (controller.signal.aborted) throw controller.signal.reason;
+      if (!(await this.store.markSucceeded(build.id, this.settings.lease.owner))) throw new LeaseLost('the lease ran out before the build was recorded');
       out.line(`succeeded: ${summary}`);
       log.info({ summary, ms: Date.now() - started }, 'build succeeded');
       await pending;
@@ -138,7 +203,7 @@ export class Worker {
       clearTimeout(timeout);
     }
     await out.close();
-    this.hooks.finished?.(this.store.get(build.id) ?? build, outcome, Date.now() - started);
+    this.hooks.finished?.((await this.store.get(build.id).catch(() => undefined)) ?? build, outcome, Date.now() - started);
   }
 
   /** Housekeeping after a push (retention); the build is already a success, so nothing here may turn it into a failure. */
@@ -150,14 +215,20 @@ export class Worker {
       const note = this.scrub(`after the push: ${errorMessage(err)}`);
       log.error({ err }, 'post-build step failed; the build stays a success');
       out.line(note);
-      this.store.addNote(build.id, note);
+      await this.store.addNote(build.id, note).catch((e: unknown) => log.error({ err: e }, 'could not record the note'));
     }
   }
 
   private async handleFailure(build: BuildRecord, controller: AbortController, err: unknown, out: BuildLogWriter, log: Logger): Promise<BuildOutcome> {
     const cause = controller.signal.aborted ? controller.signal.reason : err;
+    const owner = this.settings.lease.owner;
+    if (cause instanceof LeaseLost) {
+      out.line(`stopped here: ${cause.message}; that worker runs it from the start`);
+      log.warn({ reason: cause.message }, 'build given up: its lease is lost');
+      return 'interrupted';
+    }
     if (cause instanceof Shutdown) {
-      this.store.requeue(build.id, 0, 'interrupted by shutdown');
+      await this.store.requeue(build.id, 0, 'interrupted by shutdown', owner);
       out.line('interrupted by shutdown; the build runs again at the next start');
       log.warn('build interrupted by shutdown; queued for the next start');
       return 'interrupted';
@@ -167,15 +238,18 @@ export class Worker {
     if (!known) log.error({ err: cause }, 'build crashed');
     const delay = known && cause.transient ? this.retryDelay(build) : undefined;
     if (delay !== undefined) {
-      this.store.requeue(build.id, delay, reason);
+      await this.store.requeue(build.id, delay, reason, owner);
       out.line(`attempt ${build.attempts} failed: ${reason}; retrying in ${Math.round(delay / 1000)} s`);
       log.warn({ attempt: build.attempts, delayMs: delay, reason }, 'transient failure; will retry');
       await this.hooks.report(build, 'pending', `retrying in ${Math.round(delay / 1000)} s: ${reason}`);
-      this.scheduleDelayed();
+      this.kick();
       return 'retrying';
     }
     const final = known && cause.transient ? `${reason} (gave up after ${build.attempts} attempts; RETRY_WINDOW_SECONDS)` : reason;
-    this.store.markFailed(build.id, final);
+    if (!(await this.store.markFailed(build.id, final, owner))) {
+      log.warn({ reason: final }, 'build failed, but its lease is lost; the worker that took it over reports it');
+      return 'interrupted';
+    }
     out.line(`failed: ${final}`);
     log.warn({ reason: final }, 'build failed');
     await this.hooks.report(build, 'failure', final);

@@ -3,7 +3,10 @@
  * deliveries it has seen. Images, tags and digests live in the registry;
  * commits and pull requests live on GitHub.
  */
-export const SCHEMA = `
+/** Index i holds the step from schema version i to i + 1; PRAGMA user_version is the version a file is at. */
+export const MIGRATIONS: string[] = [
+  // 1: the first schema (CREATE IF NOT EXISTS: files from before user_version was kept are at 0 but have it)
+  `
 CREATE TABLE IF NOT EXISTS builds (
   id               INTEGER PRIMARY KEY AUTOINCREMENT,
   delivery_id      TEXT NOT NULL,
@@ -42,4 +45,30 @@ CREATE TABLE IF NOT EXISTS deliveries (
 );
 -- one row, rewritten by /readyz to prove the store accepts writes
 CREATE TABLE IF NOT EXISTS probe (id INTEGER PRIMARY KEY, at INTEGER NOT NULL);
-`;
+`,
+  // 2: leases, and the rules as constraints (for many workers; PostgreSQL has the same ones)
+  `
+ALTER TABLE builds ADD COLUMN lease_owner TEXT;
+ALTER TABLE builds ADD COLUMN lease_until INTEGER;
+ALTER TABLE builds ADD COLUMN retention_claimed INTEGER NOT NULL DEFAULT 0;
+CREATE UNIQUE INDEX builds_one_live_per_commit ON builds (owner, repo, sha) WHERE state != 'failed';
+CREATE UNIQUE INDEX builds_one_running_per_repo ON builds (owner, repo) WHERE state = 'running';
+CREATE TABLE image_latest (
+  image     TEXT PRIMARY KEY,
+  merged_at TEXT NOT NULL,
+  build_id  INTEGER NOT NULL
+);
+-- SQLite returns the row of the MAX() for the bare column id
+INSERT INTO image_latest (image, merged_at, build_id)
+  SELECT image, MAX(merged_at), id FROM builds WHERE latest_pushed = 1 AND image IS NOT NULL GROUP BY image;
+CREATE TABLE version_commits (
+  image   TEXT NOT NULL,
+  version TEXT NOT NULL,
+  sha     TEXT NOT NULL,
+  PRIMARY KEY (image, version)
+);
+INSERT OR IGNORE INTO version_commits (image, version, sha)
+  SELECT image, version, sha FROM builds WHERE state = 'succeeded' AND image IS NOT NULL AND version IS NOT NULL ORDER BY id;
+UPDATE builds SET retention_claimed = 1 WHERE state = 'succeeded';
+`,
+];

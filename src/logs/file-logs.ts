@@ -2,22 +2,7 @@ import { EventEmitter } from 'node:events';
 import { createWriteStream, readFileSync, mkdirSync, type WriteStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-
-export interface BuildLogWriter {
-  line(text: string): void;
-  close(): Promise<void>;
-}
-
-/**
- * The lines of a build log file that are complete. A trailing piece without
- * its newline is still being written, so line numbers stay the same between a
- * page render and the live stream.
- */
-export function completeLines(text: string): string[] {
-  const lines = text.split('\n');
-  lines.pop(); // '' after the last newline, or an unfinished line
-  return lines;
-}
+import { completeLines, type BuildLogs, type BuildLogWriter } from './build-logs.js';
 
 interface Active {
   file: WriteStream;
@@ -31,7 +16,7 @@ interface Active {
  * follower replays from any line and subscribes in the same tick: nothing is
  * lost between the file (which lags behind) and the live lines.
  */
-export class BuildLogs {
+export class FileBuildLogs implements BuildLogs {
   private readonly dir: string;
   private readonly live = new EventEmitter();
   private readonly active = new Map<number, Active>();

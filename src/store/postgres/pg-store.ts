@@ -1,0 +1,339 @@
+import pg from 'pg';
+import type { BuildRequest } from '../../intake.js';
+import type { Logger } from '../../log.js';
+import { emptyCounts, toRecord, type BuildRow } from '../rows.js';
+import { schemaTooNew } from '../schema-version.js';
+import type { BuildRecord, BuildState, EnqueueResult, Lease, ListQuery, PushedRef, Store } from '../store.js';
+import { isConnectionError, redactDatabaseUrl, unavailable } from './errors.js';
+import { PgNotifier } from './notifier.js';
+import { MIGRATIONS } from './schema.js';
+
+// BIGINT columns hold milliseconds and ids, far below 2^53: numbers, not strings.
+pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number(v));
+
+/** The database's clock, in ms: every host sees one time for leases and retry delays, whatever its own clock says. */
+const NOW = `(extract(epoch from clock_timestamp()) * 1000)::bigint`;
+/** Any number: the key of the advisory lock that serialises migrations across starting processes. */
+const MIGRATION_LOCK = 0x646f636b; // 'dock'
+export const QUEUED_CHANNEL = 'dockhook_queued';
+
+type Queryable = pg.Pool | pg.PoolClient;
+
+/**
+ * The shared store: receivers and workers on any number of hosts use one
+ * database. Claims are `SELECT … FOR UPDATE SKIP LOCKED` under a lease; the
+ * rules are unique indexes (see schema.ts), so two hosts racing get one
+ * winner, never two builds. Enqueues NOTIFY `dockhook_queued` in their
+ * transaction, so an idle worker wakes as soon as the build is committed.
+ */
+export class PgStore implements Store {
+  readonly kind = 'postgres' as const;
+  readonly pool: pg.Pool;
+  readonly notifier: PgNotifier;
+
+  private constructor(
+    private readonly url: string,
+    log: Logger,
+  ) {
+    this.pool = new pg.Pool({ connectionString: url, max: 10, connectionTimeoutMillis: 5000, idleTimeoutMillis: 30_000 });
+    // An idle client whose server went away emits here; without a listener the process would crash.
+    this.pool.on('error', (err) => log.warn({ err: err.message }, 'an idle PostgreSQL connection was lost'));
+    this.notifier = new PgNotifier(url, log);
+  }
+
+  /** Connects and migrates; fails naming DATABASE_URL (password redacted) when PostgreSQL cannot be reached. */
+  static async open(url: string, log: Logger): Promise<PgStore> {
+    const store = new PgStore(url, log);
+    try {
+      await store.migrate();
+    } catch (err) {
+      await store.pool.end().catch(() => {});
+      if (isConnectionError(err) || (err as { code?: string }).code === '28P01' || (err as { code?: string }).code === '3D000') {
+        throw new Error(`cannot open the store at DATABASE_URL=${redactDatabaseUrl(url)}: ${(err as Error).message}`, { cause: err });
+      }
+      throw err;
+    }
+    return store;
+  }
+
+  /** Under an advisory lock, so two processes starting at once migrate once. */
+  private async migrate(): Promise<void> {
+    const client = await this.pool.connect();
+    try {
+      await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK]);
+      await client.query('CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)');
+      const { rows } = await client.query<{ version: number }>('SELECT version FROM schema_version');
+      const at = rows[0]?.version ?? 0;
+      if (at > MIGRATIONS.length) throw schemaTooNew(`the database at DATABASE_URL=${redactDatabaseUrl(this.url)}`, at, MIGRATIONS.length);
+      for (let v = at; v < MIGRATIONS.length; v++) {
+        await client.query('BEGIN');
+        await client.query(MIGRATIONS[v]!);
+        await client.query('DELETE FROM schema_version');
+        await client.query('INSERT INTO schema_version (version) VALUES ($1)', [v + 1]);
+        await client.query('COMMIT');
+      }
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => {});
+      throw err;
+    } finally {
+      await client.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK]).catch(() => {});
+      client.release();
+    }
+  }
+
+  private async q<R extends pg.QueryResultRow>(sql: string, args: unknown[] = [], on: Queryable = this.pool): Promise<pg.QueryResult<R>> {
+    try {
+      return await on.query<R>(sql, args);
+    } catch (err) {
+      throw isConnectionError(err) ? unavailable(this.url, err) : err;
+    }
+  }
+
+  private async transaction<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    let client: pg.PoolClient;
+    try {
+      client = await this.pool.connect();
+    } catch (err) {
+      throw isConnectionError(err) ? unavailable(this.url, err) : err;
+    }
+    try {
+      await this.q('BEGIN', [], client);
+      const result = await fn(client);
+      await this.q('COMMIT', [], client);
+      return result;
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => {});
+      throw err;
+    } finally {
+      client.release();
+    }
+  }
+
+  private async enqueueIn(client: pg.PoolClient, request: BuildRequest): Promise<EnqueueResult> {
+    const seen = await this.q<BuildRow>('SELECT b.* FROM deliveries d JOIN builds b ON b.id = d.build_id WHERE d.delivery_id = $1', [request.deliveryId], client);
+    if (seen.rows[0] && seen.rows[0].state !== 'failed') return { outcome: 'duplicate', build: toRecord(seen.rows[0]) };
+    // A concurrent transaction inserting the same commit makes ours wait, then DO NOTHING: one build, never two.
+    const inserted = await this.q<BuildRow>(
+      `INSERT INTO builds (delivery_id, trigger, owner, repo, repo_url, default_branch, branch, sha, merged_at, pr_number, pr_title, pr_url, state, created_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'queued', ${NOW})
+       ON CONFLICT (owner, repo, sha) WHERE state <> 'failed' DO NOTHING RETURNING *`,
+      [
+        request.deliveryId,
+        request.trigger,
+        request.owner,
+        request.repo,
+        request.repoUrl,
+        request.defaultBranch,
+        request.branch,
+        request.sha,
+        request.mergedAt,
+        request.pullRequest?.number ?? null,
+        request.pullRequest?.title ?? null,
+        request.pullRequest?.url ?? null,
+      ],
+      client,
+    );
+    const build = inserted.rows[0];
+    if (!build) {
+      const live = await this.q<BuildRow>("SELECT * FROM builds WHERE owner = $1 AND repo = $2 AND sha = $3 AND state <> 'failed'", [request.owner, request.repo, request.sha], client);
+      // Failed between our insert and this read: the caller's retry inserts a fresh build.
+      if (!live.rows[0]) throw new RetryEnqueue();
+      await this.q(`INSERT INTO deliveries (delivery_id, build_id, received_at) VALUES ($1, $2, ${NOW}) ON CONFLICT (delivery_id) DO NOTHING`, [request.deliveryId, live.rows[0].id], client);
+      return { outcome: 'duplicate', build: toRecord(live.rows[0]) };
+    }
+    await this.q(
+      `INSERT INTO deliveries (delivery_id, build_id, received_at) VALUES ($1, $2, ${NOW}) ON CONFLICT (delivery_id) DO UPDATE SET build_id = excluded.build_id`,
+      [request.deliveryId, build.id],
+      client,
+    );
+    return { outcome: 'queued', build: toRecord(build) };
+  }
+
+  async enqueue(request: BuildRequest): Promise<EnqueueResult> {
+    return (await this.enqueueMany([request]))[0]!;
+  }
+
+  async enqueueMany(requests: BuildRequest[]): Promise<EnqueueResult[]> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.transaction(async (client) => {
+          const results: EnqueueResult[] = [];
+          for (const r of requests) results.push(await this.enqueueIn(client, r));
+          // Delivered at COMMIT, to every LISTENing worker.
+          if (results.some((r) => r.outcome === 'queued')) await this.q(`SELECT pg_notify('${QUEUED_CHANNEL}', '')`, [], client);
+          return results;
+        });
+      } catch (err) {
+        if (!(err instanceof RetryEnqueue) || attempt >= 3) throw err;
+      }
+    }
+  }
+
+  async get(id: number): Promise<BuildRecord | undefined> {
+    const { rows } = await this.q<BuildRow>('SELECT * FROM builds WHERE id = $1', [id]);
+    return rows[0] ? toRecord(rows[0]) : undefined;
+  }
+
+  async list(query: ListQuery): Promise<BuildRecord[]> {
+    const where: string[] = [];
+    const args: unknown[] = [];
+    const arg = (v: unknown) => `$${args.push(v)}`;
+    if (query.repo) {
+      const [owner, repo] = query.repo.split('/');
+      where.push(`owner = ${arg(owner ?? '')} AND repo = ${arg(repo ?? '')}`);
+    }
+    if (query.state) where.push(`state = ${arg(query.state)}`);
+    if (query.before !== undefined) where.push(`id < ${arg(query.before)}`);
+    const sql = `SELECT * FROM builds ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ${arg(query.limit)}`;
+    return (await this.q<BuildRow>(sql, args)).rows.map(toRecord);
+  }
+
+  async countByState(): Promise<Record<BuildState, number>> {
+    const counts = emptyCounts();
+    const { rows } = await this.q<{ state: BuildState; n: number }>('SELECT state, COUNT(*)::int AS n FROM builds GROUP BY state');
+    for (const r of rows) counts[r.state] = r.n;
+    return counts;
+  }
+
+  async claimNext(lease: Lease): Promise<BuildRecord | undefined> {
+    // A build locked by another claimer is skipped, and while uncommitted it still counts as the
+    // repository's earlier queued merge, so the next merge of that repository is not taken either.
+    const sql = `
+      WITH next AS (
+        SELECT b.id FROM builds b
+         WHERE (b.state = 'queued' AND b.run_after <= ${NOW}
+                AND NOT EXISTS (
+                  SELECT 1 FROM builds o WHERE o.owner = b.owner AND o.repo = b.repo AND o.id <> b.id
+                    AND (o.state = 'running' OR (o.state = 'queued' AND (o.merged_at < b.merged_at OR (o.merged_at = b.merged_at AND o.id < b.id))))))
+            OR (b.state = 'running' AND b.lease_until <= ${NOW})
+         ORDER BY (b.state = 'running') DESC, b.merged_at, b.id
+         LIMIT 1
+         FOR UPDATE OF b SKIP LOCKED)
+      UPDATE builds SET state = 'running', attempts = attempts + 1, started_at = ${NOW}, first_started_at = COALESCE(first_started_at, ${NOW}),
+             lease_owner = $1, lease_until = ${NOW} + $2
+        FROM next WHERE builds.id = next.id
+      RETURNING builds.*`;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const { rows } = await this.q<BuildRow>(sql, [lease.owner, lease.ms]);
+        return rows[0] ? toRecord(rows[0]) : undefined;
+      } catch (err) {
+        // Another worker started a build of the same repository in the same instant: the unique index said no.
+        if ((err as { code?: string }).code !== '23505' || attempt >= 3) throw err;
+      }
+    }
+  }
+
+  async renewLease(id: number, lease: Lease): Promise<boolean> {
+    const { rowCount } = await this.q(`UPDATE builds SET lease_until = ${NOW} + $3 WHERE id = $1 AND state = 'running' AND lease_owner = $2`, [id, lease.owner, lease.ms]);
+    return rowCount === 1;
+  }
+
+  async nextWakeAt(): Promise<number | undefined> {
+    // In this host's clock: the worker's timer runs here. The offset to the database's clock is added back.
+    const { rows } = await this.q<{ t: number | null; now: number }>(
+      `SELECT LEAST((SELECT MIN(run_after) FROM builds WHERE state = 'queued'), (SELECT MIN(lease_until) FROM builds WHERE state = 'running')) AS t, ${NOW} AS now`,
+    );
+    const row = rows[0];
+    if (!row || row.t === null) return undefined;
+    return Date.now() + (row.t - row.now);
+  }
+
+  async setImage(id: number, image: string, version: string): Promise<void> {
+    await this.q('UPDATE builds SET image = $2, version = $3 WHERE id = $1', [id, image, version]);
+  }
+
+  async hasLaterLatest(image: string, mergedAt: string, id: number): Promise<boolean> {
+    const { rowCount } = await this.q('SELECT 1 FROM image_latest WHERE image = $1 AND build_id <> $2 AND merged_at > $3', [image, id, mergedAt]);
+    return (rowCount ?? 0) > 0;
+  }
+
+  async claimLatest(image: string, mergedAt: string, id: number): Promise<boolean> {
+    const { rowCount } = await this.q(
+      `INSERT INTO image_latest (image, merged_at, build_id) VALUES ($1, $2, $3)
+       ON CONFLICT (image) DO UPDATE SET merged_at = excluded.merged_at, build_id = excluded.build_id
+       WHERE excluded.merged_at >= image_latest.merged_at OR image_latest.build_id = excluded.build_id`,
+      [image, mergedAt, id],
+    );
+    return rowCount === 1;
+  }
+
+  async claimVersion(image: string, version: string, sha: string): Promise<string> {
+    const { rows } = await this.q<{ sha: string }>(
+      `WITH claim AS (
+         INSERT INTO version_commits (image, version, sha) VALUES ($1, $2, $3)
+         ON CONFLICT (image, version) DO UPDATE SET sha = excluded.sha
+         WHERE NOT EXISTS (SELECT 1 FROM builds b WHERE b.image = version_commits.image AND b.sha = version_commits.sha AND b.state IN ('queued', 'running'))
+         RETURNING sha)
+       SELECT sha FROM claim UNION ALL SELECT sha FROM version_commits WHERE image = $1 AND version = $2 AND NOT EXISTS (SELECT 1 FROM claim)`,
+      [image, version, sha],
+    );
+    return rows[0]!.sha;
+  }
+
+  async releaseVersion(image: string, version: string): Promise<void> {
+    await this.q('DELETE FROM version_commits WHERE image = $1 AND version = $2', [image, version]);
+  }
+
+  async claimRetention(id: number): Promise<boolean> {
+    const { rowCount } = await this.q('UPDATE builds SET retention_claimed = true WHERE id = $1 AND NOT retention_claimed', [id]);
+    return rowCount === 1;
+  }
+
+  async addNote(id: number, note: string): Promise<void> {
+    await this.q('UPDATE builds SET notes = notes || jsonb_build_array($2::text) WHERE id = $1', [id, note]);
+  }
+
+  async recordPush(id: number, pushed: PushedRef, isLatest: boolean): Promise<void> {
+    await this.q('UPDATE builds SET pushed = pushed || jsonb_build_array($2::jsonb), latest_pushed = latest_pushed OR $3 WHERE id = $1', [id, JSON.stringify(pushed), isLatest]);
+  }
+
+  async markSucceeded(id: number, owner: string): Promise<boolean> {
+    const { rowCount } = await this.q(
+      `UPDATE builds SET state = 'succeeded', failure = NULL, finished_at = ${NOW}, lease_owner = NULL, lease_until = NULL WHERE id = $1 AND state = 'running' AND lease_owner = $2`,
+      [id, owner],
+    );
+    return rowCount === 1;
+  }
+
+  async markFailed(id: number, reason: string, owner: string): Promise<boolean> {
+    const { rowCount } = await this.q(
+      `UPDATE builds SET state = 'failed', failure = $3, finished_at = ${NOW}, lease_owner = NULL, lease_until = NULL WHERE id = $1 AND state = 'running' AND lease_owner = $2`,
+      [id, owner, reason],
+    );
+    return rowCount === 1;
+  }
+
+  async requeue(id: number, delayMs: number, reason: string | undefined, owner: string): Promise<boolean> {
+    return this.transaction(async (client) => {
+      const { rowCount } = await this.q(
+        `UPDATE builds SET state = 'queued', run_after = ${NOW} + $3, failure = $4, started_at = NULL, lease_owner = NULL, lease_until = NULL
+          WHERE id = $1 AND state = 'running' AND lease_owner = $2`,
+        [id, owner, delayMs, reason ?? null],
+        client,
+      );
+      if (rowCount === 1) await this.q(`SELECT pg_notify('${QUEUED_CHANNEL}', '')`, [], client);
+      return rowCount === 1;
+    });
+  }
+
+  /** Other workers may be running: nothing is taken from them. A dead worker's builds come back when their leases run out. */
+  async recoverInterrupted(): Promise<number> {
+    return 0;
+  }
+
+  async checkWritable(): Promise<void> {
+    await this.q(`INSERT INTO probe (id, at) VALUES (1, ${NOW}) ON CONFLICT (id) DO UPDATE SET at = excluded.at`);
+  }
+
+  onQueued(fn: () => void): () => void {
+    return this.notifier.on(QUEUED_CHANNEL, fn);
+  }
+
+  async close(): Promise<void> {
+    await this.notifier.close();
+    await this.pool.end();
+  }
+}
+
+class RetryEnqueue extends Error {}

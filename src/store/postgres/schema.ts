@@ -1,0 +1,72 @@
+/**
+ * PostgreSQL's schema, step by step: index i goes from version i to i + 1,
+ * and schema_version holds the version a database is at. The same rules as
+ * SQLite's, as constraints: one live build per commit, one running build per
+ * repository, one delivery row per GUID, one `latest` holder per image, one
+ * commit per image:version.
+ */
+export const MIGRATIONS: string[] = [
+  `
+CREATE TABLE builds (
+  id                BIGSERIAL PRIMARY KEY,
+  delivery_id       TEXT NOT NULL,
+  trigger           TEXT NOT NULL,
+  owner             TEXT NOT NULL,
+  repo              TEXT NOT NULL,
+  repo_url          TEXT NOT NULL,
+  default_branch    TEXT NOT NULL,
+  branch            TEXT NOT NULL,
+  sha               TEXT NOT NULL,
+  merged_at         TEXT NOT NULL,
+  pr_number         INTEGER,
+  pr_title          TEXT,
+  pr_url            TEXT,
+  state             TEXT NOT NULL CHECK (state IN ('queued', 'running', 'succeeded', 'failed')),
+  attempts          INTEGER NOT NULL DEFAULT 0,
+  run_after         BIGINT NOT NULL DEFAULT 0,
+  created_at        BIGINT NOT NULL,
+  first_started_at  BIGINT,
+  started_at        BIGINT,
+  finished_at       BIGINT,
+  image             TEXT,
+  version           TEXT,
+  pushed            JSONB NOT NULL DEFAULT '[]',
+  latest_pushed     BOOLEAN NOT NULL DEFAULT false,
+  failure           TEXT,
+  notes             JSONB NOT NULL DEFAULT '[]',
+  lease_owner       TEXT,
+  lease_until       BIGINT,
+  retention_claimed BOOLEAN NOT NULL DEFAULT false
+);
+CREATE INDEX builds_state ON builds (state, run_after);
+CREATE INDEX builds_repo_order ON builds (owner, repo, merged_at, id);
+CREATE INDEX builds_image ON builds (image, sha);
+CREATE UNIQUE INDEX builds_one_live_per_commit ON builds (owner, repo, sha) WHERE state <> 'failed';
+CREATE UNIQUE INDEX builds_one_running_per_repo ON builds (owner, repo) WHERE state = 'running';
+CREATE TABLE deliveries (
+  delivery_id TEXT PRIMARY KEY,
+  build_id    BIGINT NOT NULL REFERENCES builds (id),
+  received_at BIGINT NOT NULL
+);
+CREATE TABLE image_latest (
+  image     TEXT PRIMARY KEY,
+  merged_at TEXT NOT NULL,
+  build_id  BIGINT NOT NULL
+);
+CREATE TABLE version_commits (
+  image   TEXT NOT NULL,
+  version TEXT NOT NULL,
+  sha     TEXT NOT NULL,
+  PRIMARY KEY (image, version)
+);
+-- every line of every build, numbered from 1 across attempts; written in batches by the worker
+CREATE TABLE build_logs (
+  build_id BIGINT NOT NULL,
+  n        INTEGER NOT NULL,
+  line     TEXT NOT NULL,
+  PRIMARY KEY (build_id, n)
+);
+-- one row, rewritten by /readyz to prove the store accepts writes
+CREATE TABLE probe (id INTEGER PRIMARY KEY, at BIGINT NOT NULL);
+`,
+];

@@ -1,0 +1,68 @@
+import type { BuildRecord, BuildState, PushedRef } from './store.js';
+
+/** A builds row as both backends return it (PostgreSQL gives jsonb parsed, SQLite gives text). */
+export interface BuildRow {
+  id: number;
+  delivery_id: string;
+  trigger: 'merge' | 'manual';
+  owner: string;
+  repo: string;
+  repo_url: string;
+  default_branch: string;
+  branch: string;
+  sha: string;
+  merged_at: string;
+  pr_number: number | null;
+  pr_title: string | null;
+  pr_url: string | null;
+  state: BuildState;
+  attempts: number;
+  run_after: number;
+  created_at: number;
+  first_started_at: number | null;
+  started_at: number | null;
+  finished_at: number | null;
+  image: string | null;
+  version: string | null;
+  pushed: string | PushedRef[];
+  latest_pushed: number | boolean;
+  failure: string | null;
+  notes: string | string[];
+  lease_owner: string | null;
+  lease_until: number | null;
+}
+
+const json = <T>(v: string | T): T => (typeof v === 'string' ? (JSON.parse(v) as T) : v);
+
+export function toRecord(r: BuildRow): BuildRecord {
+  return {
+    id: Number(r.id),
+    deliveryId: r.delivery_id,
+    trigger: r.trigger,
+    owner: r.owner,
+    repo: r.repo,
+    repoUrl: r.repo_url,
+    defaultBranch: r.default_branch,
+    branch: r.branch,
+    sha: r.sha,
+    mergedAt: r.merged_at,
+    pullRequest: r.pr_number === null ? undefined : { number: r.pr_number, title: r.pr_title ?? '', url: r.pr_url ?? '' },
+    state: r.state,
+    attempts: r.attempts,
+    runAfter: Number(r.run_after),
+    createdAt: Number(r.created_at),
+    firstStartedAt: r.first_started_at === null ? undefined : Number(r.first_started_at),
+    startedAt: r.started_at === null ? undefined : Number(r.started_at),
+    finishedAt: r.finished_at === null ? undefined : Number(r.finished_at),
+    image: r.image ?? undefined,
+    version: r.version ?? undefined,
+    pushed: json<PushedRef[]>(r.pushed),
+    latestPushed: r.latest_pushed === 1 || r.latest_pushed === true,
+    failure: r.failure ?? undefined,
+    notes: json<string[]>(r.notes),
+    leaseOwner: r.lease_owner ?? undefined,
+    leaseUntil: r.lease_until === null ? undefined : Number(r.lease_until),
+  };
+}
+
+export const emptyCounts = (): Record<BuildState, number> => ({ queued: 0, running: 0, succeeded: 0, failed: 0 });

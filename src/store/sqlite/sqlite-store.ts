@@ -1,0 +1,258 @@
+import { EventEmitter } from 'node:events';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import type { BuildRequest } from '../../intake.js';
+import { emptyCounts, toRecord, type BuildRow } from '../rows.js';
+import { schemaTooNew } from '../schema-version.js';
+import type { BuildRecord, BuildState, EnqueueResult, Lease, ListQuery, PushedRef, Store } from '../store.js';
+import { MIGRATIONS } from './schema.js';
+
+/**
+ * The embedded store, DATA_DIR/dockhook.sqlite, for one host. better-sqlite3
+ * is synchronous, so each method is one transaction and the process never
+ * sees a half-written build; the Store interface is async because
+ * PostgreSQL's is. WAL with synchronous=NORMAL: a commit survives a process
+ * crash (what we promise); a power cut may lose the last few, which GitHub's
+ * own redeliver covers.
+ */
+export class SqliteStore implements Store {
+  readonly kind = 'sqlite' as const;
+  readonly db: Database.Database;
+  private readonly clock: () => number;
+  private readonly queued = new EventEmitter();
+
+  constructor(dataDir: string, options: { clock?: () => number } = {}) {
+    mkdirSync(dataDir, { recursive: true });
+    const file = join(dataDir, 'dockhook.sqlite');
+    this.db = new Database(file);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = NORMAL');
+    this.db.pragma('busy_timeout = 5000');
+    this.migrate(file);
+    this.clock = options.clock ?? Date.now;
+    this.queued.setMaxListeners(0);
+  }
+
+  /** BEGIN IMMEDIATE takes the write lock first, so two processes opening one file cannot both migrate. */
+  private migrate(file: string): void {
+    this.db
+      .transaction(() => {
+        const at = this.db.pragma('user_version', { simple: true }) as number;
+        if (at > MIGRATIONS.length) throw schemaTooNew(file, at, MIGRATIONS.length);
+        for (let v = at; v < MIGRATIONS.length; v++) this.db.exec(MIGRATIONS[v]!);
+        this.db.pragma(`user_version = ${MIGRATIONS.length}`);
+      })
+      .immediate();
+  }
+
+  async close(): Promise<void> {
+    this.db.close();
+  }
+
+  // Preparing a statement costs more than running it; the webhook path runs several per delivery.
+  private readonly statements = new Map<string, Database.Statement>();
+  private prepare<P extends unknown[] = unknown[], R = unknown>(sql: string): Database.Statement<P, R> {
+    let statement = this.statements.get(sql);
+    if (!statement) {
+      statement = this.db.prepare(sql);
+      this.statements.set(sql, statement);
+    }
+    return statement as unknown as Database.Statement<P, R>;
+  }
+
+  private getSync(id: number): BuildRecord | undefined {
+    const row = this.prepare<[number], BuildRow>('SELECT * FROM builds WHERE id = ?').get(id);
+    return row ? toRecord(row) : undefined;
+  }
+
+  private enqueueSync(request: BuildRequest): EnqueueResult {
+    const seen = this.prepare<[string], BuildRow>('SELECT b.* FROM deliveries d JOIN builds b ON b.id = d.build_id WHERE d.delivery_id = ?').get(request.deliveryId);
+    if (seen && seen.state !== 'failed') return { outcome: 'duplicate', build: toRecord(seen) };
+    const now = this.clock();
+    // The unique index on live builds of a commit decides; DO NOTHING means one already exists.
+    const inserted = this.prepare<unknown[], { id: number }>(
+      `INSERT INTO builds (delivery_id, trigger, owner, repo, repo_url, default_branch, branch, sha, merged_at, pr_number, pr_title, pr_url, state, created_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?)
+       ON CONFLICT (owner, repo, sha) WHERE state != 'failed' DO NOTHING RETURNING id`,
+    ).get(
+      request.deliveryId,
+      request.trigger,
+      request.owner,
+      request.repo,
+      request.repoUrl,
+      request.defaultBranch,
+      request.branch,
+      request.sha,
+      request.mergedAt,
+      request.pullRequest?.number ?? null,
+      request.pullRequest?.title ?? null,
+      request.pullRequest?.url ?? null,
+      now,
+    );
+    if (!inserted) {
+      const live = this.prepare<[string, string, string], BuildRow>("SELECT * FROM builds WHERE owner = ? AND repo = ? AND sha = ? AND state != 'failed'")
+        .get(request.owner, request.repo, request.sha)!;
+      this.prepare('INSERT OR IGNORE INTO deliveries (delivery_id, build_id, received_at) VALUES (?, ?, ?)').run(request.deliveryId, live.id, now);
+      return { outcome: 'duplicate', build: toRecord(live) };
+    }
+    this.prepare('INSERT INTO deliveries (delivery_id, build_id, received_at) VALUES (?, ?, ?) ON CONFLICT (delivery_id) DO UPDATE SET build_id = excluded.build_id')
+      .run(request.deliveryId, inserted.id, now);
+    return { outcome: 'queued', build: this.getSync(inserted.id)! };
+  }
+
+  async enqueue(request: BuildRequest): Promise<EnqueueResult> {
+    const result = this.db.transaction(() => this.enqueueSync(request))();
+    if (result.outcome === 'queued') this.queued.emit('queued');
+    return result;
+  }
+
+  async enqueueMany(requests: BuildRequest[]): Promise<EnqueueResult[]> {
+    const results = this.db.transaction(() => requests.map((r) => this.enqueueSync(r)))();
+    if (results.some((r) => r.outcome === 'queued')) this.queued.emit('queued');
+    return results;
+  }
+
+  async get(id: number): Promise<BuildRecord | undefined> {
+    return this.getSync(id);
+  }
+
+  async list(query: ListQuery): Promise<BuildRecord[]> {
+    const where: string[] = [];
+    const args: (string | number)[] = [];
+    if (query.repo) {
+      const [owner, repo] = query.repo.split('/');
+      where.push('owner = ? AND repo = ?');
+      args.push(owner ?? '', repo ?? '');
+    }
+    if (query.state) {
+      where.push('state = ?');
+      args.push(query.state);
+    }
+    if (query.before !== undefined) {
+      where.push('id < ?');
+      args.push(query.before);
+    }
+    const sql = `SELECT * FROM builds ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ?`;
+    return this.prepare<(string | number)[], BuildRow>(sql).all(...args, query.limit).map(toRecord);
+  }
+
+  async countByState(): Promise<Record<BuildState, number>> {
+    const counts = emptyCounts();
+    for (const r of this.prepare<[], { state: BuildState; n: number }>('SELECT state, COUNT(*) AS n FROM builds GROUP BY state').all()) counts[r.state] = r.n;
+    return counts;
+  }
+
+  async claimNext(lease: Lease): Promise<BuildRecord | undefined> {
+    return this.db.transaction(() => {
+      const now = this.clock();
+      const row = this.prepare<[number, number], { id: number }>(
+        `SELECT id FROM builds b
+          WHERE (b.state = 'queued' AND b.run_after <= ?
+                 AND NOT EXISTS (
+                   SELECT 1 FROM builds o WHERE o.owner = b.owner AND o.repo = b.repo AND o.id != b.id
+                     AND (o.state = 'running' OR (o.state = 'queued' AND (o.merged_at < b.merged_at OR (o.merged_at = b.merged_at AND o.id < b.id))))))
+             OR (b.state = 'running' AND b.lease_until <= ?)
+          ORDER BY b.state = 'running' DESC, b.merged_at, b.id LIMIT 1`,
+      ).get(now, now);
+      if (!row) return undefined;
+      this.prepare(
+        `UPDATE builds SET state = 'running', attempts = attempts + 1, started_at = ?, first_started_at = COALESCE(first_started_at, ?),
+           lease_owner = ?, lease_until = ? WHERE id = ?`,
+      ).run(now, now, lease.owner, now + lease.ms, row.id);
+      return this.getSync(row.id);
+    })();
+  }
+
+  async renewLease(id: number, lease: Lease): Promise<boolean> {
+    const { changes } = this.prepare("UPDATE builds SET lease_until = ? WHERE id = ? AND state = 'running' AND lease_owner = ?").run(this.clock() + lease.ms, id, lease.owner);
+    return changes === 1;
+  }
+
+  async nextWakeAt(): Promise<number | undefined> {
+    const row = this.prepare<[], { t: number | null }>(
+      "SELECT MIN(t) AS t FROM (SELECT MIN(run_after) AS t FROM builds WHERE state = 'queued' UNION ALL SELECT MIN(lease_until) FROM builds WHERE state = 'running')",
+    ).get();
+    return row?.t ?? undefined;
+  }
+
+  async setImage(id: number, image: string, version: string): Promise<void> {
+    this.prepare('UPDATE builds SET image = ?, version = ? WHERE id = ?').run(image, version, id);
+  }
+
+  async hasLaterLatest(image: string, mergedAt: string, id: number): Promise<boolean> {
+    const row = this.prepare('SELECT 1 FROM image_latest WHERE image = ? AND build_id != ? AND merged_at > ?').get(image, id, mergedAt);
+    return row !== undefined;
+  }
+
+  async claimLatest(image: string, mergedAt: string, id: number): Promise<boolean> {
+    const { changes } = this.prepare(
+      `INSERT INTO image_latest (image, merged_at, build_id) VALUES (?, ?, ?)
+       ON CONFLICT (image) DO UPDATE SET merged_at = excluded.merged_at, build_id = excluded.build_id
+       WHERE excluded.merged_at >= image_latest.merged_at OR image_latest.build_id = excluded.build_id`,
+    ).run(image, mergedAt, id);
+    return changes === 1;
+  }
+
+  async claimVersion(image: string, version: string, sha: string): Promise<string> {
+    return this.db.transaction(() => {
+      this.prepare(
+        `INSERT INTO version_commits (image, version, sha) VALUES (?, ?, ?)
+         ON CONFLICT (image, version) DO UPDATE SET sha = excluded.sha
+         WHERE NOT EXISTS (SELECT 1 FROM builds b WHERE b.image = version_commits.image AND b.sha = version_commits.sha AND b.state IN ('queued', 'running'))`,
+      ).run(image, version, sha);
+      return this.prepare<[string, string], { sha: string }>('SELECT sha FROM version_commits WHERE image = ? AND version = ?').get(image, version)!.sha;
+    })();
+  }
+
+  async releaseVersion(image: string, version: string): Promise<void> {
+    this.prepare('DELETE FROM version_commits WHERE image = ? AND version = ?').run(image, version);
+  }
+
+  async claimRetention(id: number): Promise<boolean> {
+    return this.prepare('UPDATE builds SET retention_claimed = 1 WHERE id = ? AND retention_claimed = 0').run(id).changes === 1;
+  }
+
+  async addNote(id: number, note: string): Promise<void> {
+    this.prepare("UPDATE builds SET notes = json_insert(notes, '$[#]', ?) WHERE id = ?").run(note, id);
+  }
+
+  async recordPush(id: number, pushed: PushedRef, isLatest: boolean): Promise<void> {
+    this.prepare("UPDATE builds SET pushed = json_insert(pushed, '$[#]', json(?)), latest_pushed = MAX(latest_pushed, ?) WHERE id = ?")
+      .run(JSON.stringify(pushed), isLatest ? 1 : 0, id);
+  }
+
+  async markSucceeded(id: number, owner: string): Promise<boolean> {
+    return this.prepare(
+      "UPDATE builds SET state = 'succeeded', failure = NULL, finished_at = ?, lease_owner = NULL, lease_until = NULL WHERE id = ? AND state = 'running' AND lease_owner = ?",
+    ).run(this.clock(), id, owner).changes === 1;
+  }
+
+  async markFailed(id: number, reason: string, owner: string): Promise<boolean> {
+    return this.prepare(
+      "UPDATE builds SET state = 'failed', failure = ?, finished_at = ?, lease_owner = NULL, lease_until = NULL WHERE id = ? AND state = 'running' AND lease_owner = ?",
+    ).run(reason, this.clock(), id, owner).changes === 1;
+  }
+
+  async requeue(id: number, delayMs: number, reason: string | undefined, owner: string): Promise<boolean> {
+    const changed =
+      this.prepare(
+        "UPDATE builds SET state = 'queued', run_after = ?, failure = ?, started_at = NULL, lease_owner = NULL, lease_until = NULL WHERE id = ? AND state = 'running' AND lease_owner = ?",
+      ).run(this.clock() + delayMs, reason ?? null, id, owner).changes === 1;
+    if (changed) this.queued.emit('queued');
+    return changed;
+  }
+
+  async recoverInterrupted(): Promise<number> {
+    return this.prepare("UPDATE builds SET state = 'queued', run_after = 0, started_at = NULL, lease_owner = NULL, lease_until = NULL WHERE state = 'running'").run().changes;
+  }
+
+  async checkWritable(): Promise<void> {
+    this.prepare('INSERT OR REPLACE INTO probe (id, at) VALUES (1, ?)').run(this.clock());
+  }
+
+  onQueued(fn: () => void): () => void {
+    this.queued.on('queued', fn);
+    return () => this.queued.off('queued', fn);
+  }
+}

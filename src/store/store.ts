@@ -1,0 +1,125 @@
+import type { BuildRequest } from '../intake.js';
+
+export type BuildState = 'queued' | 'running' | 'succeeded' | 'failed';
+
+export interface PushedRef {
+  ref: string;
+  tag: string;
+  digest: string;
+}
+
+export interface BuildRecord extends BuildRequest {
+  id: number;
+  state: BuildState;
+  attempts: number;
+  runAfter: number;
+  createdAt: number;
+  firstStartedAt?: number;
+  startedAt?: number;
+  finishedAt?: number;
+  image?: string;
+  version?: string;
+  pushed: PushedRef[];
+  latestPushed: boolean;
+  failure?: string;
+  notes: string[];
+  /** The worker holding the running build, and until when (ms since the epoch) unless it renews. */
+  leaseOwner?: string;
+  leaseUntil?: number;
+}
+
+export type EnqueueResult = { outcome: 'queued'; build: BuildRecord } | { outcome: 'duplicate'; build: BuildRecord };
+
+export interface ListQuery {
+  repo?: string;
+  state?: BuildState;
+  limit: number;
+  /** Builds with an id below this one (keyset pagination: stable while new builds arrive). */
+  before?: number;
+}
+
+/** Who holds a claimed build, and for how long before another worker may take it over. */
+export interface Lease {
+  owner: string;
+  ms: number;
+}
+
+/**
+ * Everything dockhook keeps: the builds it owes and the deliveries it has
+ * seen. Two implementations, SQLite (embedded, one host) and PostgreSQL
+ * (shared by receivers and workers on many hosts), pass one contract suite
+ * (test/contract/store-contract.ts). The rules live in constraints and
+ * single statements, never in a read followed by a write:
+ * - one build per delivery, and one live build per repository + commit;
+ * - one running build per repository, claimed in merge order;
+ * - `latest` and a version tag are claimed atomically before they are pushed.
+ *
+ * Writes about a running build name the lease owner: a worker whose lease ran
+ * out (and whose build another worker took over) changes nothing.
+ */
+export interface Store {
+  readonly kind: 'sqlite' | 'postgres';
+
+  /**
+   * Records a delivery's build before dockhook answers 2xx. A delivery or a
+   * commit that already has a live or successful build is a duplicate; one
+   * whose build failed gets a fresh attempt (that is what Redeliver is for).
+   */
+  enqueue(request: BuildRequest): Promise<EnqueueResult>;
+  /** Several deliveries in one transaction: what a burst of deliveries costs once. */
+  enqueueMany(requests: BuildRequest[]): Promise<EnqueueResult[]>;
+
+  get(id: number): Promise<BuildRecord | undefined>;
+  list(query: ListQuery): Promise<BuildRecord[]>;
+  countByState(): Promise<Record<BuildState, number>>;
+
+  /**
+   * Takes the next build that may run now, under a lease: a queued one whose
+   * retry delay has passed, whose repository has no running build and no
+   * earlier merge still waiting; or a running one whose lease ran out (its
+   * worker died), which runs again from the start.
+   */
+  claimNext(lease: Lease): Promise<BuildRecord | undefined>;
+  /** Extends the lease; false when the build is no longer this owner's (taken over, or finished). */
+  renewLease(id: number, lease: Lease): Promise<boolean>;
+  /** When (ms since the epoch) the next build may become claimable by time alone: a retry delay or a lease running out. */
+  nextWakeAt(): Promise<number | undefined>;
+
+  setImage(id: number, image: string, version: string): Promise<void>;
+  /** True when a later merge of this image has already moved `latest`: then this build must leave it alone. */
+  hasLaterLatest(image: string, mergedAt: string, id: number): Promise<boolean>;
+  /** Atomically takes `latest` of the image for this build unless a later merge holds it; false means leave `latest` alone. */
+  claimLatest(image: string, mergedAt: string, id: number): Promise<boolean>;
+  /**
+   * Atomically binds image:version to a commit and returns the commit it
+   * names: another one means refuse to push. A binding whose commit has no
+   * live build of the image is taken over (the caller has already found the
+   * tag absent from the registry: that build failed, or the tag was deleted).
+   */
+  claimVersion(image: string, version: string, sha: string): Promise<string>;
+  /** The version tag was deleted from the registry: it may name another commit from now on. */
+  releaseVersion(image: string, version: string): Promise<void>;
+  /** True once per build: its post-push retention runs on the worker that gets true. */
+  claimRetention(id: number): Promise<boolean>;
+
+  addNote(id: number, note: string): Promise<void>;
+  recordPush(id: number, pushed: PushedRef, isLatest: boolean): Promise<void>;
+  /** The final writes: false when the lease is no longer `owner`'s, and nothing was changed. */
+  markSucceeded(id: number, owner: string): Promise<boolean>;
+  markFailed(id: number, reason: string, owner: string): Promise<boolean>;
+  /** Puts a running build back in the queue: a retry after `delayMs`, or a build interrupted by a stop. */
+  requeue(id: number, delayMs: number, reason: string | undefined, owner: string): Promise<boolean>;
+
+  /**
+   * At a worker's start. SQLite (one process owns the file): whatever was
+   * running when the process died runs again now. PostgreSQL: nothing, since
+   * other workers may be running; a dead worker's leases simply run out.
+   */
+  recoverInterrupted(): Promise<number>;
+
+  /** For /readyz: a real committed write proves the store accepts writes. */
+  checkWritable(): Promise<void>;
+  /** Calls fn when a build is queued anywhere (PostgreSQL: NOTIFY from any receiver); returns the unsubscribe function. */
+  onQueued(fn: () => void): () => void;
+  close(): Promise<void>;
+}
