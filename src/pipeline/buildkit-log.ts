@@ -17,6 +17,9 @@ interface Status {
   warnings?: { short?: Uint8Array }[];
 }
 
+/** A log line, or a step (vertex) that finished without an error. */
+export type BuildKitEvent = { line: string } | { step: { name: string; cached: boolean } };
+
 /**
  * Turns BuildKit's trace messages (base64 protobuf in `aux`) into log lines.
  * dockerode's own decoder prints a step's output as base64 text, which no one
@@ -29,19 +32,29 @@ export class BuildKitLog {
   private readonly partial = new Map<string, string>();
 
   decode(aux: string): string[] {
+    return this.decodeEvents(aux).flatMap((e) => ('line' in e ? [e.line] : []));
+  }
+
+  /**
+   * The same lines, in the same order, with each step's end in between: a
+   * vertex that finished, and whether it came from the cache.
+   */
+  decodeEvents(aux: string): BuildKitEvent[] {
     const status = StatusResponse.toObject(StatusResponse.decode(Buffer.from(aux, 'base64')), { defaults: false }) as Status;
-    const lines: string[] = [];
+    const events: BuildKitEvent[] = [];
+    const line = (text: string) => events.push({ line: text });
     for (const v of status.vertexes ?? []) {
       const id = v.digest ?? '';
       if (!v.name) continue;
       if (v.started && !this.named.has(id)) {
         this.named.add(id);
-        if (!v.cached) lines.push(v.name);
+        if (!v.cached) line(v.name);
       }
       if (v.completed && !this.finished.has(id)) {
         this.finished.add(id);
-        if (v.cached) lines.push(`CACHED ${v.name}`);
-        if (v.error) lines.push(`ERROR ${v.name}: ${v.error}`);
+        if (v.cached) line(`CACHED ${v.name}`);
+        if (v.error) line(`ERROR ${v.name}: ${v.error}`);
+        else events.push({ step: { name: v.name, cached: Boolean(v.cached) } });
       }
     }
     for (const log of status.logs ?? []) {
@@ -49,10 +62,10 @@ export class BuildKitLog {
       const text = (this.partial.get(vertex) ?? '') + Buffer.from(log.msg ?? []).toString('utf8');
       const parts = text.split(/\r?\n/);
       this.partial.set(vertex, parts.pop() ?? '');
-      lines.push(...parts);
+      parts.forEach(line);
     }
-    for (const w of status.warnings ?? []) lines.push(`WARNING: ${Buffer.from(w.short ?? []).toString('utf8')}`);
-    return lines;
+    for (const w of status.warnings ?? []) line(`WARNING: ${Buffer.from(w.short ?? []).toString('utf8')}`);
+    return events;
   }
 
   /** Output that never got its final newline. */

@@ -9,6 +9,8 @@ export interface ProgressEvent {
   error?: string;
   errorDetail?: { message?: string; code?: number };
   aux?: { ID?: string; Digest?: string; Tag?: string; Size?: number };
+  /** BuildKit: a step (vertex) finished, from the cache or not. */
+  step?: { name: string; cached: boolean };
 }
 
 /** What the engine sends: BuildKit's trace carries a base64 string in `aux`. */
@@ -39,7 +41,7 @@ export function followProgress(docker: Docker, stream: NodeJS.ReadableStream, on
       },
       (event) => {
         if (event.id === BUILDKIT_TRACE && typeof event.aux === 'string') {
-          for (const line of buildkit.decode(event.aux)) onEvent({ stream: line });
+          for (const e of buildkit.decodeEvents(event.aux)) onEvent('line' in e ? { stream: e.line } : { step: e.step });
           return;
         }
         if (event.id === BUILDKIT_IMAGE && typeof event.aux === 'object' && event.aux.ID) {

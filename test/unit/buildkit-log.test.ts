@@ -31,3 +31,21 @@ it('decodes step names, output bytes (split across messages) and errors into rea
   log.decode(aux({ logs: [{ vertex: 'sha256:a', msg: Buffer.from('no newline at the end') }] }));
   assert.deepEqual(log.flush(), ['no newline at the end']);
 });
+
+it('decodeEvents: the same lines, with each step that finished (and whether from the cache) in between; a failed step is no finished step', () => {
+  const log = new BuildKitLog();
+  const events = log.decodeEvents(
+    aux({
+      vertexes: [
+        { digest: 'sha256:a', name: '[2/3] RUN sleep 2', started: t, completed: t, cached: true },
+        { digest: 'sha256:b', name: '[3/3] COPY a /a', started: t },
+      ],
+    }),
+  );
+  assert.deepEqual(events, [{ line: 'CACHED [2/3] RUN sleep 2' }, { step: { name: '[2/3] RUN sleep 2', cached: true } }, { line: '[3/3] COPY a /a' }]);
+  assert.deepEqual(log.decodeEvents(aux({ vertexes: [{ digest: 'sha256:b', name: '[3/3] COPY a /a', started: t, completed: t }] })), [{ step: { name: '[3/3] COPY a /a', cached: false } }]);
+  assert.deepEqual(log.decodeEvents(aux({ vertexes: [{ digest: 'sha256:c', name: '[1/1] RUN false', started: t, completed: t, error: 'exit code: 1' }] })), [
+    { line: '[1/1] RUN false' },
+    { line: 'ERROR [1/1] RUN false: exit code: 1' },
+  ]);
+});
