@@ -8,6 +8,7 @@ import type { BuildRecord, Store } from '../store/store.js';
 import { RegistryError, type RegistryClient } from '../registry/client.js';
 import { imageTags, parseDockerInfo, SpecError, type BuildSpec } from '../spec.js';
 import { buildImage } from './build.js';
+import { findCacheRefs } from './cache-refs.js';
 import type { Builder } from './builder-choice.js';
 import { explainBuildFailure } from './build-failure.js';
 import { createBuildContext, excludedBuildFiles } from './context.js';
@@ -112,6 +113,8 @@ export async function runPipeline(deps: PipelineDeps, build: BuildRecord, signal
   if (build.branch === build.defaultBranch && !moveLatest) out.line('latest stays: a later merge of this image already pushed it');
   if (moveLatest) tags.push('latest');
   const refs = tags.map((t) => `${repository}:${t}`);
+  // A host that never built this image reuses the layers of its last versions from the registry.
+  const cacheFrom = await findCacheRefs(deps.registry, { name: spec.serviceName, repository, version: spec.version, onLine: (line) => out.line(line) });
 
   const contextPrefix = spec.context ? `${spec.context}/` : '';
   const dockerignore = await readRepoFile(deps.octokit, where, posix.join(spec.context, '.dockerignore'), build.sha);
@@ -140,6 +143,7 @@ export async function runPipeline(deps: PipelineDeps, build: BuildRecord, signal
       labels,
       buildArgs: spec.buildArgs,
       target: spec.target,
+      cacheFrom,
       credentials: settings.pullCredentials,
       signal,
       onLine: (line) => out.line(line),
