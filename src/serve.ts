@@ -1,5 +1,6 @@
 import { ConfigError, loadConfig } from './config.js';
 import { loadEnv } from './env.js';
+import { AppError } from './errors.js';
 import { createLogger } from './log.js';
 import { startService } from './service.js';
 import { setUpWebhooks } from './webhook-setup.js';
@@ -17,9 +18,18 @@ export async function serve(): Promise<void> {
     throw err;
   }
   const log = createLogger(config.logLevel);
-  const service = await startService(config, { log });
+  let service;
+  try {
+    service = await startService(config, { log });
+  } catch (err) {
+    // What a user can fix (the store unreachable, a schema from a newer dockhook): the message and what to do, no stack.
+    if (!(err instanceof AppError)) throw err;
+    process.stderr.write(`dockhook: cannot start: ${err.message}${err.hint ? `\n  ${err.hint}` : ''}\n`);
+    process.exit(1);
+  }
   // In the background: /healthz must answer while the ngrok agent is still connecting. Never rejects.
-  void setUpWebhooks(config, service.octokit, log);
+  // Workers receive no webhooks, so they neither create hooks nor ask ngrok.
+  if (config.role !== 'worker') void setUpWebhooks(config, service.octokit, log);
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals) => {
     signals += 1;

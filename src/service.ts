@@ -1,5 +1,6 @@
 import type { AddressInfo } from 'node:net';
 import { createServer, type Server } from 'node:http';
+import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import Docker from 'dockerode';
 import type { Config } from './config.js';
@@ -111,7 +112,8 @@ export async function startService(config: Config, options: ServiceOptions): Pro
         timeoutMs: config.buildTimeoutSeconds * 1000,
         retryWindowMs: config.retryWindowSeconds * 1000,
         retryInitialDelayMs: config.retryInitialDelaySeconds * 1000,
-        lease: { owner: workerName, ms: config.leaseSeconds * 1000 },
+        // Unique per process: a restarted worker with the same name takes its dead predecessor's builds over like any other.
+        lease: { owner: `${workerName}/${randomUUID().slice(0, 8)}`, ms: config.leaseSeconds * 1000 },
         pollMs: POLL_MS,
       },
       log.child({ component: 'worker', worker: workerName }),
