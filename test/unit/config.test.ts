@@ -40,6 +40,26 @@ describe('loadConfig', () => {
     assert.throws(() => loadConfig({ ...base, REGISTRY_USERNAME: 'u' }), /REGISTRY_USERNAME and REGISTRY_PASSWORD \(or REGISTRY_PASSWORD_FILE\) must be set together/);
   });
 
+  it('DATABASE_URL selects PostgreSQL; without it ROLE=all with SQLite, and a split role is refused', () => {
+    const embedded = loadConfig(base);
+    assert.equal(embedded.databaseUrl, undefined);
+    assert.equal(embedded.role, 'all');
+    assert.equal(embedded.leaseSeconds, 30);
+    const shared = loadConfig({ ...base, DATABASE_URL: 'postgres://dh:pw@db:5432/dockhook', ROLE: 'worker', LEASE_SECONDS: '12', WORKER_NAME: 'builder-2' });
+    assert.deepEqual([shared.databaseUrl, shared.role, shared.leaseSeconds, shared.workerName], ['postgres://dh:pw@db:5432/dockhook', 'worker', 12, 'builder-2']);
+    for (const role of ['receiver', 'worker']) {
+      assert.throws(() => loadConfig({ ...base, ROLE: role }), new RegExp(`ROLE=${role} needs DATABASE_URL`));
+    }
+    assert.throws(() => loadConfig({ ...base, ROLE: 'builder' }), /ROLE must be all, receiver or worker/);
+    assert.throws(() => loadConfig({ ...base, DATABASE_URL: 'mysql://u:topsecret@h/db' }), (e: Error) => /DATABASE_URL must be postgres:/.test(e.message) && !e.message.includes('topsecret'));
+    assert.throws(() => loadConfig({ ...base, LEASE_SECONDS: '0' }), /LEASE_SECONDS must be greater than 0/);
+  });
+
+  it('reads DATABASE_URL from DATABASE_URL_FILE, as the other secrets', () => {
+    const c = loadConfig({ ...base, DATABASE_URL_FILE: '/run/secrets/db' }, () => 'postgresql://dh:pw@db/dockhook\n');
+    assert.equal(c.databaseUrl, 'postgresql://dh:pw@db/dockhook');
+  });
+
   it('reads lists and a remote registry over https', () => {
     const c = loadConfig({ ...base, BUILD_BRANCHES: 'main, release/*', REGISTRY: 'registry.example.com', REGISTRY_USERNAME: 'u', REGISTRY_PASSWORD: 'p', PUBLIC_URL: 'https://x.ngrok.app/' });
     assert.deepEqual(c.buildBranches, ['main', 'release/*']);
