@@ -96,6 +96,12 @@ export class PgStore implements Store {
     } catch (err) {
       throw isConnectionError(err) ? unavailable(this.url, err) : err;
     }
+    // A checked-out client has no pool listener: a server going away between two statements
+    // would otherwise be an unhandled 'error' event, which ends the process. The statement that
+    // follows fails instead (and says the store is unavailable).
+    let lost: Error | undefined;
+    const onError = (err: Error) => (lost = err);
+    client.on('error', onError);
     try {
       await this.q('BEGIN', [], client);
       const result = await fn(client);
@@ -105,7 +111,8 @@ export class PgStore implements Store {
       await client.query('ROLLBACK').catch(() => {});
       throw err;
     } finally {
-      client.release();
+      client.off('error', onError);
+      client.release(lost);
     }
   }
 
@@ -154,9 +161,16 @@ export class PgStore implements Store {
   }
 
   async enqueueMany(requests: BuildRequest[]): Promise<EnqueueResult[]> {
+    if (requests.length === 0) return [];
+    const keys = commitLockKeys(requests);
     for (let attempt = 1; ; attempt++) {
       try {
         return await this.transaction(async (client) => {
+          // Two batches naming the same commits in different orders would each wait for the other's
+          // insert (a deadlock PostgreSQL breaks only after deadlock_timeout, 1 s). Taking the
+          // commits' locks first, in one global order, makes the later batch wait for the earlier.
+          // One commit cannot close such a cycle, so a single delivery (the usual batch) skips this.
+          if (keys.length > 1) await this.q(`SELECT pg_advisory_xact_lock(${ENQUEUE_LOCK}, k) FROM unnest($1::int[]) AS k`, [keys], client);
           const results: EnqueueResult[] = [];
           for (const r of requests) results.push(await this.enqueueIn(client, r));
           // Delivered at COMMIT, to every LISTENing worker.
@@ -164,7 +178,8 @@ export class PgStore implements Store {
           return results;
         });
       } catch (err) {
-        if (!(err instanceof RetryEnqueue) || attempt >= 3) throw err;
+        const retry = err instanceof RetryEnqueue || (err as { code?: string }).code === DEADLOCK;
+        if (!retry || attempt >= 3) throw err;
       }
     }
   }
@@ -259,16 +274,23 @@ export class PgStore implements Store {
   }
 
   async claimVersion(image: string, version: string, sha: string): Promise<string> {
-    const { rows } = await this.q<{ sha: string }>(
-      `WITH claim AS (
-         INSERT INTO version_commits (image, version, sha) VALUES ($1, $2, $3)
-         ON CONFLICT (image, version) DO UPDATE SET sha = excluded.sha
-         WHERE NOT EXISTS (SELECT 1 FROM builds b WHERE b.image = version_commits.image AND b.sha = version_commits.sha AND b.state IN ('queued', 'running'))
-         RETURNING sha)
-       SELECT sha FROM claim UNION ALL SELECT sha FROM version_commits WHERE image = $1 AND version = $2 AND NOT EXISTS (SELECT 1 FROM claim)`,
-      [image, version, sha],
-    );
-    return rows[0]!.sha;
+    for (;;) {
+      const { rows } = await this.q<{ sha: string }>(
+        `WITH claim AS (
+           INSERT INTO version_commits (image, version, sha) VALUES ($1, $2, $3)
+           ON CONFLICT (image, version) DO UPDATE SET sha = excluded.sha
+           WHERE NOT EXISTS (SELECT 1 FROM builds b WHERE b.image = version_commits.image AND b.sha = version_commits.sha AND b.state IN ('queued', 'running'))
+           RETURNING sha)
+         SELECT sha FROM claim UNION ALL SELECT sha FROM version_commits WHERE image = $1 AND version = $2 AND NOT EXISTS (SELECT 1 FROM claim)`,
+        [image, version, sha],
+      );
+      if (rows[0]) return rows[0].sha;
+      // The binding that kept ours out was committed by another claimer after this statement's
+      // snapshot, so the SELECT half cannot see it; a new statement does.
+      const bound = await this.q<{ sha: string }>('SELECT sha FROM version_commits WHERE image = $1 AND version = $2', [image, version]);
+      if (bound.rows[0]) return bound.rows[0].sha;
+      // Released in between: claim again.
+    }
   }
 
   async releaseVersion(image: string, version: string): Promise<void> {
@@ -337,3 +359,19 @@ export class PgStore implements Store {
 }
 
 class RetryEnqueue extends Error {}
+
+const DEADLOCK = '40P01';
+/** The first key of enqueue's advisory locks ('dkq'); the second is the commit's hash. */
+const ENQUEUE_LOCK = 0x646b71;
+
+/** The distinct repository + commit pairs of a batch as int4 lock keys, ascending: every batch takes them in this order. */
+function commitLockKeys(requests: BuildRequest[]): number[] {
+  const keys = new Set<number>();
+  for (const r of requests) {
+    // FNV-1a, 32 bits: a collision only makes two commits share a lock.
+    let h = 0x811c9dc5;
+    for (const ch of `${r.owner}/${r.repo}/${r.sha}`) h = Math.imul(h ^ ch.codePointAt(0)!, 0x01000193);
+    keys.add(h | 0);
+  }
+  return [...keys].sort((a, b) => a - b);
+}

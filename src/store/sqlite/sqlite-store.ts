@@ -29,7 +29,13 @@ export class SqliteStore implements Store {
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = NORMAL');
     this.db.pragma('busy_timeout = 5000');
-    this.migrate(file);
+    try {
+      this.migrate(file);
+    } catch (err) {
+      // A file this code must not use (a newer schema): let go of it rather than hold it open.
+      this.db.close();
+      throw err;
+    }
     this.clock = options.clock ?? Date.now;
     this.queued.setMaxListeners(0);
   }
