@@ -349,6 +349,23 @@ export function storeContract(name: string, open: () => Promise<OpenedStore>): v
         assert.ok(await store.markSucceeded(b.id, 'new'));
       });
 
+      test('a worker never takes its own lapsed lease back (the build is still running there)', async (store) => {
+        const b = await queued(store, request());
+        await claim(store, b.id, { owner: 'self', ms: 100 });
+        await sleep(250);
+        assert.equal(await store.claimNext({ owner: 'self', ms: 60_000 }), undefined);
+        assert.equal((await store.get(b.id))!.attempts, 1, 'not counted as another attempt');
+        assert.ok(await store.renewLease(b.id, { owner: 'self', ms: 60_000 }), 'its owner may still renew it while nobody took it');
+      });
+
+      test('nextWakeAt ignores a due build that waits for its repository, so idle workers do not spin', async (store) => {
+        const first = await queued(store, request());
+        await queued(store, request());
+        await claim(store, first.id, { owner: 'w', ms: 60_000 });
+        const wake = (await store.nextWakeAt())!;
+        assert.ok(wake > Date.now() + 30_000, 'the running lease end, not "now"');
+      });
+
       test('nextWakeAt is the earliest retry delay or lease end, and undefined when nothing waits', async (store) => {
         assert.equal(await store.nextWakeAt(), undefined);
         const retried = await queued(store, request({ repo: 'retried' }));

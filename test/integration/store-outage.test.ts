@@ -72,6 +72,28 @@ describe('PostgreSQL goes away and comes back (real processes, real PostgreSQL)'
     assert.deepEqual(Object.keys(workerReady.checks).sort(), ['docker', 'registry', 'store']);
   });
 
+  it('a store that cannot be opened stops the start, naming DATABASE_URL without its password; so does a schema from a newer dockhook', async () => {
+    const env = (url: string) => dockhookEnv(github, registry, dataDir, { DATABASE_URL: url, ROLE: 'receiver' });
+    const closed = `postgres://dockhook:${PASSWORD}@127.0.0.1:1/dockhook`;
+    await assert.rejects(spawnDockhook(env(closed)), (err: Error) => {
+      assert.match(err.message, /exited \(1\)/);
+      assert.match(err.message, /cannot start: cannot open the store at DATABASE_URL=postgres:\/\/dockhook:\*\*\*@127\.0\.0\.1:1\/dockhook/);
+      assert.match(err.message, /check that PostgreSQL runs/);
+      assert.ok(!err.message.includes(PASSWORD), 'no password');
+      return true;
+    });
+    const newer = await pg.createDatabase();
+    const migrated = await PgStore.open(newer, pino({ level: 'silent' }));
+    await migrated.pool.query('UPDATE schema_version SET version = 99');
+    await migrated.close();
+    await assert.rejects(spawnDockhook(env(newer)), (err: Error) => {
+      assert.match(err.message, /schema version 99/);
+      assert.match(err.message, /run a dockhook release that knows schema version 99/);
+      assert.ok(!err.message.includes(PASSWORD));
+      return true;
+    });
+  });
+
   it('while it is down: 503 with Retry-After, /readyz names the store, the running build goes on; once back, nothing is lost', async () => {
     const running = await newRepo('during', 6);
     const first = await postDelivery(`${receiver.url}/webhook`, SECRET, mergedPullRequestPayload({ owner: OWNER, repo: 'during', sha: running.head(), number: 1 }));

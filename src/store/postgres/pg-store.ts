@@ -1,4 +1,5 @@
 import pg from 'pg';
+import { AppError } from '../../errors.js';
 import type { BuildRequest } from '../../intake.js';
 import type { Logger } from '../../log.js';
 import { emptyCounts, toRecord, type BuildRow } from '../rows.js';
@@ -49,7 +50,10 @@ export class PgStore implements Store {
     } catch (err) {
       await store.pool.end().catch(() => {});
       if (isConnectionError(err) || (err as { code?: string }).code === '28P01' || (err as { code?: string }).code === '3D000') {
-        throw new Error(`cannot open the store at DATABASE_URL=${redactDatabaseUrl(url)}: ${(err as Error).message}`, { cause: err });
+        throw new AppError(503, `cannot open the store at DATABASE_URL=${redactDatabaseUrl(url)}: ${(err as Error).message}`, {
+          hint: 'check that PostgreSQL runs, that this host reaches it, and the user, password and database in DATABASE_URL',
+          cause: err,
+        });
       }
       throw err;
     }
@@ -220,7 +224,8 @@ export class PgStore implements Store {
                 AND NOT EXISTS (
                   SELECT 1 FROM builds o WHERE o.owner = b.owner AND o.repo = b.repo AND o.id <> b.id
                     AND (o.state = 'running' OR (o.state = 'queued' AND (o.merged_at < b.merged_at OR (o.merged_at = b.merged_at AND o.id < b.id))))))
-            OR (b.state = 'running' AND b.lease_until <= ${NOW})
+            -- another worker's lapsed lease; our own build is still running here
+            OR (b.state = 'running' AND b.lease_until <= ${NOW} AND b.lease_owner <> $1)
          ORDER BY (b.state = 'running') DESC, b.merged_at, b.id
          LIMIT 1
          FOR UPDATE OF b SKIP LOCKED)
@@ -247,7 +252,8 @@ export class PgStore implements Store {
   async nextWakeAt(): Promise<number | undefined> {
     // In this host's clock: the worker's timer runs here. The offset to the database's clock is added back.
     const { rows } = await this.q<{ t: number | null; now: number }>(
-      `SELECT LEAST((SELECT MIN(run_after) FROM builds WHERE state = 'queued'), (SELECT MIN(lease_until) FROM builds WHERE state = 'running')) AS t, ${NOW} AS now`,
+      `SELECT LEAST((SELECT MIN(run_after) FROM builds WHERE state = 'queued' AND run_after > ${NOW}),
+                     (SELECT MIN(lease_until) FROM builds WHERE state = 'running' AND lease_until > ${NOW})) AS t, ${NOW} AS now`,
     );
     const row = rows[0];
     if (!row || row.t === null) return undefined;
@@ -312,7 +318,10 @@ export class PgStore implements Store {
 
   async markSucceeded(id: number, owner: string): Promise<boolean> {
     const { rowCount } = await this.q(
-      `UPDATE builds SET state = 'succeeded', failure = NULL, finished_at = ${NOW}, lease_owner = NULL, lease_until = NULL WHERE id = $1 AND state = 'running' AND lease_owner = $2`,
+      // The repository's next merge may run now: wake the workers of every host.
+      `WITH done AS (UPDATE builds SET state = 'succeeded', failure = NULL, finished_at = ${NOW}, lease_owner = NULL, lease_until = NULL
+                      WHERE id = $1 AND state = 'running' AND lease_owner = $2 RETURNING id)
+       SELECT pg_notify('${QUEUED_CHANNEL}', '') FROM done`,
       [id, owner],
     );
     return rowCount === 1;
@@ -320,7 +329,9 @@ export class PgStore implements Store {
 
   async markFailed(id: number, reason: string, owner: string): Promise<boolean> {
     const { rowCount } = await this.q(
-      `UPDATE builds SET state = 'failed', failure = $3, finished_at = ${NOW}, lease_owner = NULL, lease_until = NULL WHERE id = $1 AND state = 'running' AND lease_owner = $2`,
+      `WITH done AS (UPDATE builds SET state = 'failed', failure = $3, finished_at = ${NOW}, lease_owner = NULL, lease_until = NULL
+                      WHERE id = $1 AND state = 'running' AND lease_owner = $2 RETURNING id)
+       SELECT pg_notify('${QUEUED_CHANNEL}', '') FROM done`,
       [id, owner, reason],
     );
     return rowCount === 1;

@@ -152,15 +152,15 @@ export class SqliteStore implements Store {
   async claimNext(lease: Lease): Promise<BuildRecord | undefined> {
     return this.db.transaction(() => {
       const now = this.clock();
-      const row = this.prepare<[number, number], { id: number }>(
+      const row = this.prepare<[number, number, string], { id: number }>(
         `SELECT id FROM builds b
           WHERE (b.state = 'queued' AND b.run_after <= ?
                  AND NOT EXISTS (
                    SELECT 1 FROM builds o WHERE o.owner = b.owner AND o.repo = b.repo AND o.id != b.id
                      AND (o.state = 'running' OR (o.state = 'queued' AND (o.merged_at < b.merged_at OR (o.merged_at = b.merged_at AND o.id < b.id))))))
-             OR (b.state = 'running' AND b.lease_until <= ?)
+             OR (b.state = 'running' AND b.lease_until <= ? AND b.lease_owner != ?)
           ORDER BY b.state = 'running' DESC, b.merged_at, b.id LIMIT 1`,
-      ).get(now, now);
+      ).get(now, now, lease.owner);
       if (!row) return undefined;
       this.prepare(
         `UPDATE builds SET state = 'running', attempts = attempts + 1, started_at = ?, first_started_at = COALESCE(first_started_at, ?),
@@ -176,9 +176,11 @@ export class SqliteStore implements Store {
   }
 
   async nextWakeAt(): Promise<number | undefined> {
-    const row = this.prepare<[], { t: number | null }>(
-      "SELECT MIN(t) AS t FROM (SELECT MIN(run_after) AS t FROM builds WHERE state = 'queued' UNION ALL SELECT MIN(lease_until) FROM builds WHERE state = 'running')",
-    ).get();
+    // Only what lies ahead: a queued build already due waits for its repository's running build, whose end kicks the worker.
+    const now = this.clock();
+    const row = this.prepare<[number, number], { t: number | null }>(
+      "SELECT MIN(t) AS t FROM (SELECT MIN(run_after) AS t FROM builds WHERE state = 'queued' AND run_after > ? UNION ALL SELECT MIN(lease_until) FROM builds WHERE state = 'running' AND lease_until > ?)",
+    ).get(now, now);
     return row?.t ?? undefined;
   }
 
