@@ -107,8 +107,6 @@ export class Worker {
       while (!this.stopping && this.running.size < this.settings.concurrency) {
         const build = await this.store.claimNext(this.settings.lease);
         if (!build) break;
-        // Our own lease, taken again after a stall longer than the lease: it is still running here.
-        if (this.running.has(build.id)) continue;
         if (this.stopping) {
           await this.store.requeue(build.id, 0, 'interrupted by shutdown', this.settings.lease.owner);
           break;
@@ -126,6 +124,12 @@ export class Worker {
   }
 
   private startBuild(build: BuildRecord): void {
+    // A retry whose delay ran out while its failed attempt was still reporting here: run it once that one is over.
+    const previous = this.running.get(build.id);
+    if (previous) {
+      void previous.done.then(() => this.startBuild(build));
+      return;
+    }
     const controller = new AbortController();
     this.leases.hold(build.id, (reason) => controller.abort(new LeaseLost(reason)));
     const done = this.execute(build, controller).finally(() => {
