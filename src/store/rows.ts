@@ -1,3 +1,4 @@
+import type { BuildRequest } from '../intake.js';
 import type { BuildRecord, BuildState, PushedRef } from './store.js';
 
 /** A builds row as both backends return it (PostgreSQL gives jsonb parsed, SQLite gives text). */
@@ -66,3 +67,9 @@ export function toRecord(r: BuildRow): BuildRecord {
 }
 
 export const emptyCounts = (): Record<BuildState, number> => ({ queued: 0, running: 0, succeeded: 0, failed: 0 });
+
+/** The values of a new builds row, in the column order both INSERTs name (delivery_id … pr_url). */
+export function requestValues(r: BuildRequest): (string | number | null)[] {
+  const pr = r.pullRequest;
+  return [r.deliveryId, r.trigger, r.owner, r.repo, r.repoUrl, r.defaultBranch, r.branch, r.sha, r.mergedAt, pr?.number ?? null, pr?.title ?? null, pr?.url ?? null];
+}

@@ -2,7 +2,7 @@ import pg from 'pg';
 import { AppError } from '../../errors.js';
 import type { BuildRequest } from '../../intake.js';
 import type { Logger } from '../../log.js';
-import { emptyCounts, toRecord, type BuildRow } from '../rows.js';
+import { emptyCounts, requestValues, toRecord, type BuildRow } from '../rows.js';
 import { schemaTooNew } from '../schema-version.js';
 import type { BuildRecord, BuildState, EnqueueResult, Lease, ListQuery, PushedRef, Store } from '../store.js';
 import { isConnectionError, redactDatabaseUrl, unavailable } from './errors.js';
@@ -128,20 +128,7 @@ export class PgStore implements Store {
       `INSERT INTO builds (delivery_id, trigger, owner, repo, repo_url, default_branch, branch, sha, merged_at, pr_number, pr_title, pr_url, state, created_at)
        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'queued', ${NOW})
        ON CONFLICT (owner, repo, sha) WHERE state <> 'failed' DO NOTHING RETURNING *`,
-      [
-        request.deliveryId,
-        request.trigger,
-        request.owner,
-        request.repo,
-        request.repoUrl,
-        request.defaultBranch,
-        request.branch,
-        request.sha,
-        request.mergedAt,
-        request.pullRequest?.number ?? null,
-        request.pullRequest?.title ?? null,
-        request.pullRequest?.url ?? null,
-      ],
+      requestValues(request),
       client,
     );
     const build = inserted.rows[0];

@@ -3,7 +3,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import type { BuildRequest } from '../../intake.js';
-import { emptyCounts, toRecord, type BuildRow } from '../rows.js';
+import { emptyCounts, requestValues, toRecord, type BuildRow } from '../rows.js';
 import { schemaTooNew } from '../schema-version.js';
 import type { BuildRecord, BuildState, EnqueueResult, Lease, ListQuery, PushedRef, Store } from '../store.js';
 import { MIGRATIONS } from './schema.js';
@@ -81,21 +81,7 @@ export class SqliteStore implements Store {
       `INSERT INTO builds (delivery_id, trigger, owner, repo, repo_url, default_branch, branch, sha, merged_at, pr_number, pr_title, pr_url, state, created_at)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?)
        ON CONFLICT (owner, repo, sha) WHERE state != 'failed' DO NOTHING RETURNING id`,
-    ).get(
-      request.deliveryId,
-      request.trigger,
-      request.owner,
-      request.repo,
-      request.repoUrl,
-      request.defaultBranch,
-      request.branch,
-      request.sha,
-      request.mergedAt,
-      request.pullRequest?.number ?? null,
-      request.pullRequest?.title ?? null,
-      request.pullRequest?.url ?? null,
-      now,
-    );
+    ).get(...requestValues(request), now);
     if (!inserted) {
       const live = this.prepare<[string, string, string], BuildRow>("SELECT * FROM builds WHERE owner = ? AND repo = ? AND sha = ? AND state != 'failed'")
         .get(request.owner, request.repo, request.sha)!;
