@@ -276,3 +276,77 @@ export const summaries = (rs: LoadResult[]): { rps: Summary; p50: Summary; p99: 
   p50: summarize(rs.map((r) => r.p50)),
   p99: summarize(rs.map((r) => r.p99)),
 });
+
+// ------------------------------------------------------------ merged, N receivers
+
+export interface MergedContender {
+  /** Its name in the results, e.g. 'postgres' or 'floor'. */
+  name: string;
+  server: ServerProcess<{ url: string }>;
+  /** The answer every merged delivery must get (202 from dockhook, 200 from the bare middleware). */
+  expect: number;
+  /** dockhook: its store's queued builds are counted after the runs, to check every 202 was recorded. */
+  durable: boolean;
+  /** CPU ms used so far by a server the receiver depends on (PostgreSQL's processes), sampled around each run. */
+  serverCpuMs?: () => Promise<number>;
+}
+
+export type MergedLoadResult = LoadResult & { /** CPU of that server per answered request, µs. */ serverCpuUsPerRequest?: number };
+
+export interface MergedIngestRounds {
+  /** contender → one LoadResult per round. */
+  runs: Record<string, MergedLoadResult[]>;
+  payloadBytes: number;
+  /** Per durable contender: 202 answers given, queued builds its store holds after the runs, and the in-flight allowance. */
+  durability: Record<string, { accepted: number; recorded: number; allowance: number }>;
+  unexpected: string[];
+}
+
+/**
+ * The merged-payload load (a new delivery id and merge_commit_sha per request)
+ * against several receivers, the same load for each: a warm-up each, then
+ * `rounds` rounds whose order rotates by one contender per round.
+ */
+export async function runMergedIngest(o: {
+  contenders: MergedContender[];
+  secret: string;
+  rounds: number;
+  seconds: number;
+  warmupSeconds: number;
+  onProgress: (line: string) => void;
+}): Promise<MergedIngestRounds> {
+  const target = { owner: 'bench', repo: 'ingest' };
+  const runs: Record<string, MergedLoadResult[]> = {};
+  const durability: MergedIngestRounds['durability'] = {};
+  const unexpected: string[] = [];
+  const count = (c: MergedContender, r: LoadResult) => {
+    if (!c.durable) return;
+    const d = (durability[c.name] ??= { accepted: 0, recorded: 0, allowance: 0 });
+    d.accepted += r.codes[202] ?? 0;
+    d.allowance += 32;
+  };
+  for (const c of o.contenders) {
+    runs[c.name] = [];
+    const warm = await load(c.server.ready.url, 'merged', o.secret, target, o.warmupSeconds, 32, c.server.pid);
+    checkCodes(warm, c.expect, `warm-up ${c.name}`, unexpected);
+    count(c, warm);
+  }
+  for (let round = 1; round <= o.rounds; round++) {
+    const shift = (round - 1) % o.contenders.length;
+    const order = [...o.contenders.slice(shift), ...o.contenders.slice(0, shift)];
+    for (const c of order) {
+      const server0 = c.serverCpuMs ? await c.serverCpuMs() : Number.NaN;
+      const r: MergedLoadResult = await load(c.server.ready.url, 'merged', o.secret, target, o.seconds, 32, c.server.pid);
+      if (c.serverCpuMs) r.serverCpuUsPerRequest = (((await c.serverCpuMs()) - server0) * 1000) / r.count;
+      checkCodes(r, c.expect, `round ${round} ${c.name}`, unexpected);
+      count(c, r);
+      runs[c.name]!.push(r);
+      const db = r.serverCpuUsPerRequest === undefined ? '' : ` + database ${r.serverCpuUsPerRequest.toFixed(0)}`;
+      o.onProgress(`ingest round ${round}/${o.rounds} merged ${c.name.padEnd(18)} ${r.rps.toFixed(0)} req/s  p50 ${r.p50.toFixed(2)} ms  p99 ${r.p99.toFixed(2)} ms  CPU ${r.cpuUsPerRequest.toFixed(0)}${db} µs/req`);
+    }
+  }
+  for (const c of o.contenders.filter((x) => x.durable)) {
+    durability[c.name]!.recorded = (await c.server.call<Record<string, number>>('counts')).queued ?? 0;
+  }
+  return { runs, payloadBytes: (await deliveryRequest('merged', o.secret, target)).bytes, durability, unexpected };
+}

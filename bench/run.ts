@@ -16,6 +16,9 @@
  *   npm run bench -- --node-args=--max-semi-space-size=4
  *                                         extra node flags for every dockhook process
  *   npm run bench -- --label NAME         write bench/results/<date>-NAME.md instead
+ *   npm run bench -- --scale              past one machine (same as --only scale): PostgreSQL,
+ *                                         receivers and workers as processes, two engines;
+ *                                         writes bench/results/<date>-scale.md (about 12 minutes)
  *
  * Nothing here asserts a timing: the targets are printed as met or missed.
  */
@@ -35,6 +38,10 @@ import { runPipeline, type PipelineResults } from './pipeline.js';
 import { REPO_ROOT, spawnServer, type ServerProcess } from './process.js';
 import { profileMarkdown, readProfile, summarizeProfile } from './profile.js';
 import { renderReport, type MachineFacts } from './report.js';
+import { renderScaleReport } from './scale-report.js';
+import { cleanEngine2, runClaimLatency, runColdEngine, runScaleIngest, runThroughput, withShippedDurability, type ClaimResults, type ColdResults, type IngestScale, type PostgresFacts, type ThroughputResults } from './scale.js';
+import { startPostgres, type TestPostgres } from '../test/support/postgres.js';
+import { ensureSecondEngine } from '../test/support/second-engine.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -48,13 +55,15 @@ const { values: args } = parseArgs({
     dist: { type: 'string' },
     'node-args': { type: 'string' },
     label: { type: 'string' },
+    scale: { type: 'boolean', default: false },
   },
 });
 
 const SECRET = 'bench-webhook-secret-7c41';
 const TOKEN = 'ghp_benchtoken0123456789';
 const quick = args.quick;
-const sections = new Set((args.profile ? '' : (args.only ?? 'ingest,busy,pipeline,memory')).split(',').map((s) => s.trim()));
+const sections = new Set((args.profile ? '' : args.scale ? 'scale' : (args.only ?? 'ingest,busy,pipeline,memory')).split(',').map((s) => s.trim()));
+const mainReport = !args.profile && [...sections].some((s) => s !== 'scale');
 const rounds = args.rounds ? Number(args.rounds) : quick ? 1 : 5;
 const seconds = args.seconds ? Number(args.seconds) : quick ? 2 : 5;
 const CONTEXT_BYTES = quick ? 64 * 1024 * 1024 : 300 * 1024 * 1024;
@@ -133,6 +142,10 @@ let ingest: IngestRounds | undefined;
 let busy: BusyRound[] | undefined;
 let pipeline: PipelineResults | undefined;
 let memory: MemoryRound[] | undefined;
+let scale: { engine2: string; loads: [string, number][]; postgres?: PostgresFacts; throughput?: ThroughputResults; claim?: ClaimResults; ingest?: IngestScale; cold?: ColdResults } | undefined;
+let postgres: TestPostgres | undefined;
+let engine2Host: string | undefined;
+const scaleNotes: string[] = [];
 const notes: string[] = [];
 if (args.dist) notes.push(`The servers came from ${compiledDir} (--dist), not from this checkout's src/.`);
 if (dockhookNodeArgs.length) notes.push(`dockhook ran with the node flags ${dockhookNodeArgs.join(' ')} (--node-args).`);
@@ -250,18 +263,75 @@ try {
       onProgress: say,
     });
   }
+
+  if (sections.has('scale')) {
+    // Past one machine: a second dockerd and a PostgreSQL of the bench's own.
+    const engine2 = await ensureSecondEngine();
+    engine2Host = engine2.dockerHost;
+    const v = (await cli.run(['version', '--format', '{{.Server.Version}} (API {{.Server.APIVersion}}, {{.Server.Os}})'], { DOCKER_HOST: engine2Host })).stdout.trim();
+    const d = (await cli.run(['info', '--format', '{{.Driver}}'], { DOCKER_HOST: engine2Host })).stdout.trim();
+    scale = { engine2: `Docker ${v.replace(/, linux\)$/, `, ${d})`)}`, loads: [] };
+    const load1 = (part: string) => scale!.loads.push([part, loadavg()[0]!]);
+    postgres = await startPostgres();
+    scale.postgres = await withShippedDurability(postgres);
+    say(`scale: engine 2 ${engine2Host} (${scale.engine2}); PostgreSQL ${scale.postgres.version} on port ${postgres.port} (fsync, synchronous_commit, full_page_writes on)`);
+    const env = {
+      cli,
+      engine2Host,
+      registryHost: registry.host,
+      secret: SECRET,
+      tmp,
+      postgres,
+      github,
+      serve,
+      start: async (name: string, e: Record<string, string>) => startDockhook(name, await mkdtemp(join(tmp, 'scale-data-')), e),
+      startFloor: (name: string) => spawnServer<{ url: string; pid: number }>('bench/servers/octokit-floor.ts', { compiledDir, env: { WEBHOOK_SECRET: SECRET }, logPath: logPath(name) }),
+      onProgress: say,
+    };
+    const tpRounds = quick ? 1 : Math.min(rounds, 3);
+    say(`scale 1/4, throughput: ${tpRounds} round(s), 20 builds each on 1 worker and on 2 workers (2 engines), BUILD_CONCURRENCY=2 per worker`);
+    load1('throughput');
+    scale.throughput = await runThroughput(env, { rounds: tpRounds, builds: 20, sleepSeconds: 2, concurrency: 2 });
+    const claimBuilds = quick ? 10 : 100;
+    say(`scale 2/4, claim latency: ${claimBuilds} builds one at a time to an idle worker`);
+    load1('claim latency');
+    scale.claim = await runClaimLatency(env, { builds: claimBuilds, warmup: 3, concurrency: 2 });
+    say('scale 3/4, ingest: SQLite, PostgreSQL, PostgreSQL with synchronous_commit=off, the bare middleware');
+    load1('ingest');
+    scale.ingest = await runScaleIngest(env, { rounds, seconds, warmupSeconds: quick ? 1 : 2 });
+    say(`scale 4/4, cold engine: ${rounds} round(s), a one-line change on engine 2 with and without the registry cache`);
+    load1('cold engine');
+    scale.cold = await runColdEngine(env, { rounds, sleepSeconds: 5 });
+    load1('the end');
+  }
 } catch (err) {
   notes.push(`The run stopped early: ${(err as Error).message}`);
+  scaleNotes.push(`The run stopped early: ${(err as Error).message}`);
   process.exitCode = 1;
   say(`FAILED: ${(err as Error).stack ?? String(err)}`);
 } finally {
+  if (engine2Host) await cleanEngine2({ cli, engine2Host, registryHost: registry.host }).catch(() => undefined);
+  await postgres?.destroy().catch(() => undefined);
   await removeRegistryImages(cli, registry.host).catch(() => undefined);
   await cli.run(['builder', 'prune', '-af']).catch(() => undefined);
   await github.stop();
   await registry.close();
 }
 
-if (!args.profile) {
+if (scale) {
+  if (args.dist) scaleNotes.push(`The servers came from ${compiledDir} (--dist), not from this checkout's src/.`);
+  if (dockhookNodeArgs.length) scaleNotes.push(`dockhook ran with the node flags ${dockhookNodeArgs.join(' ')} (--node-args).`);
+  const report = renderScaleReport({ machine, engine2: scale.engine2, loads: scale.loads, postgres: scale.postgres, rounds, seconds, throughput: scale.throughput, claim: scale.claim, ingest: scale.ingest, cold: scale.cold, notes: scaleNotes, minutes: (Date.now() - started) / 60000 });
+  process.stdout.write(`\n${report.table}\n`);
+  const resultsDir = join(REPO_ROOT, 'bench', 'results');
+  await mkdir(resultsDir, { recursive: true });
+  const suffix = args.label ? `-${args.label.replace(/[^a-zA-Z0-9_.-]/g, '-')}` : quick ? '-quick' : '';
+  const path = join(resultsDir, `${date}-scale${suffix}.md`);
+  await writeFile(path, report.markdown);
+  say(`written to ${path}`);
+}
+
+if (mainReport) {
   const report = renderReport({ machine, runtime: compiledDir ? 'compiled' : 'tsx', rounds, seconds, contextBytes: CONTEXT_BYTES, ingest, busy, pipeline, memory, notes, minutes: (Date.now() - started) / 60000 });
   process.stdout.write(`\n${report.table}\n`);
   const resultsDir = join(REPO_ROOT, 'bench', 'results');

@@ -32,6 +32,8 @@ const finished = (b: BuildRecord | undefined) => b !== undefined && (b.state ===
 serveRpc(
   {
     counts: () => service.store.countByState(),
+    /** Builds this process's worker holds now (a slot stays held until the build's last GitHub status is written); -1 on a receiver. */
+    active: () => service.worker?.activeCount ?? -1,
     build: (id: number) => service.store.get(id),
     builds: (ids: number[]) => Promise.all(ids.map((id) => service.store.get(id))),
     buildLog: (id: number) => service.logs.read(id),

@@ -10,6 +10,13 @@ import { serveRpc } from '../process.js';
 const token = process.env.GITHUB_TOKEN;
 if (!token) throw new Error('GITHUB_TOKEN is required');
 const github = await startFakeGitHub({ token });
+// The fake's own created_at has whole seconds: note each status's arrival in ms here as well.
+const arrivals: { sha: string; state: string; at: number }[] = [];
+const push = github.statuses.push.bind(github.statuses);
+github.statuses.push = (...items) => {
+  for (const s of items) arrivals.push({ sha: s.sha, state: s.state, at: Date.now() });
+  return push(...items);
+};
 
 serveRpc(
   {
@@ -27,6 +34,8 @@ serveRpc(
       github.addRepo(owner, name, repo);
     },
     statuses: () => github.statuses.length,
+    /** Every status written so far: commit, state, arrival (ms since the epoch). */
+    statusArrivals: () => arrivals,
     stop: async () => {
       await github.close();
       setImmediate(() => process.exit(0));
