@@ -87,10 +87,22 @@ export class PgStore implements Store {
 
   private async q<R extends pg.QueryResultRow>(sql: string, args: unknown[] = [], on: Queryable = this.pool): Promise<pg.QueryResult<R>> {
     try {
-      return await on.query<R>(sql, args);
+      // Named, so each connection parses and plans a statement once: the webhook path runs several per delivery.
+      if (/^(BEGIN|COMMIT|ROLLBACK)$/.test(sql)) return await on.query<R>(sql);
+      return await on.query<R>({ name: this.statementName(sql), text: sql, values: args });
     } catch (err) {
       throw isConnectionError(err) ? unavailable(this.url, err) : err;
     }
+  }
+
+  private readonly statementNames = new Map<string, string>();
+  private statementName(sql: string): string {
+    let name = this.statementNames.get(sql);
+    if (!name) {
+      name = `dockhook_${this.statementNames.size + 1}`;
+      this.statementNames.set(sql, name);
+    }
+    return name;
   }
 
   private async transaction<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
