@@ -40,7 +40,7 @@ describe('POST /api/builds', () => {
   it('needs the token: none or a wrong one is 401, nothing queued', async () => {
     assert.equal((await post({ repo: `${OWNER}/${NAME}`, ref: 'main' }, {})).status, 401);
     assert.equal((await post({ repo: `${OWNER}/${NAME}`, ref: 'main' }, { authorization: 'Bearer wrong' })).status, 401);
-    assert.deepEqual(h.service.store.list({ limit: 10 }), []);
+    assert.deepEqual(await h.service.store.list({ limit: 10 }), []);
   });
 
   it('a branch: resolved to its head, built like a merge, moves latest; the same commit again is a duplicate', async () => {
