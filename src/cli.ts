@@ -17,6 +17,7 @@ const commands: Record<string, () => Promise<Command>> = {
   'send-test-delivery': () => import('./cli/send-test-delivery.js'),
   doctor: () => import('./cli/doctor.js'),
   'init-registry-auth': () => import('./cli/init-registry-auth.js'),
+  'init-db-auth': () => import('./cli/init-db-auth.js'),
 };
 
 /** Here rather than in each command's module, so the overview loads none of them. */
@@ -25,6 +26,7 @@ const summaries: Record<string, string> = {
   'send-test-delivery': 'sign and send an example merged pull request to a dockhook',
   doctor: 'check the settings, the engine, the registry, GitHub and ngrok',
   'init-registry-auth': "make the registry's password and htpasswd once (compose runs it)",
+  'init-db-auth': "make PostgreSQL's password and DATABASE_URL file once (docker-compose.scale.yml runs it)",
 };
 
 const mainUsage = `Usage: dockhook <command> [options]

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { copyFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,14 +10,16 @@ import { after, before, describe, it } from 'node:test';
 import bcrypt from 'bcryptjs';
 import { parse as parseEnv } from 'dotenv';
 import { parse as parseYaml } from 'yaml';
+import { ensureDatabaseCredentials } from '../../src/cli/init-db-auth.js';
 import { loadConfig } from '../../src/config.js';
 import { findCompose } from '../support/compose.js';
 
 /**
  * The deployment files, checked without starting anything: nothing can be
  * pulled from Docker Hub here. `docker-compose config` validates and resolves
- * docker-compose.yml as compose itself reads it; the Dockerfile, ngrok.yml
- * and .env.example are read as text.
+ * docker-compose.yml (and docker-compose.yml + docker-compose.scale.yml) as
+ * compose itself reads them; the Dockerfile, ngrok.yml and .env.example are
+ * read as text.
  */
 
 const run = promisify(execFile);
@@ -185,6 +188,157 @@ describe('docker-compose.yml as docker-compose resolves it', () => {
     assert.equal(raw.services.ngrok.env_file, undefined);
     assert.equal(raw.services.registry.env_file, undefined);
     assert.equal(raw.services['registry-auth'].env_file, undefined);
+  });
+});
+
+describe('docker-compose.yml + docker-compose.scale.yml as docker-compose merges them', () => {
+  let compose: string[];
+  let dir: string;
+  /** What the one-shot db-auth writes, made by the same code with the arguments the file gives it. */
+  let dbAuth: string;
+
+  before(async () => {
+    compose = await findCompose();
+    dir = await mkdtemp(join(tmpdir(), 'dockhook-compose-scale-'));
+    for (const f of ['docker-compose.yml', 'docker-compose.scale.yml']) await copyFile(join(ROOT, f), join(dir, f));
+    dbAuth = await mkdtemp(join(tmpdir(), 'dockhook-compose-db-auth-'));
+  });
+  after(async () => {
+    for (const d of [dir, dbAuth]) if (d) await rm(d, { recursive: true, force: true });
+  });
+
+  async function resolved(env: Record<string, string>): Promise<Obj> {
+    const envFile = join(dir, '.env');
+    await writeFile(envFile, Object.entries(env).map(([k, v]) => `${k}=${v}`).join('\n') + '\n');
+    const { NGROK_AUTHTOKEN: _n, REGISTRY_BIND: _b, ...processEnv } = process.env;
+    const files = ['-f', join(dir, 'docker-compose.yml'), '-f', join(dir, 'docker-compose.scale.yml')];
+    const { stdout } = await run(compose[0], [...compose.slice(1), '--env-file', envFile, ...files, 'config'], { cwd: dir, env: processEnv });
+    return parseYaml(stdout) as Obj;
+  }
+  const contextOf = (service: Obj) => (typeof service.build === 'string' ? service.build : service.build?.context);
+  /** A service's environment in its container: .env plus the files' pins (v1 prints env_file merged in; v2 may not). */
+  const envOf = (service: Obj, env: Record<string, string>) => ({ ...(service.env_file === undefined ? {} : env), ...service.environment }) as Record<string, string>;
+  /** The password files as the one-shots leave them: registry-auth's and db-auth's volumes. */
+  const readVolumes = (path: string) => {
+    if (path === '/auth/password') return 'made-by-registry-auth\n';
+    if (path.startsWith('/db-auth/')) return readFileSync(join(dbAuth, path.slice('/db-auth/'.length)), 'utf8');
+    throw Object.assign(new Error('ENOENT'), { code: 'ENOENT' });
+  };
+
+  it('adds postgres:16 (named volume, pg_isready healthcheck), the one-shot db-auth and a scalable worker; dockhook becomes the receiver', async () => {
+    const env = await filledEnv();
+    const config = await resolved(env);
+    assert.deepEqual(Object.keys(config.services).sort(), ['db-auth', 'dockhook', 'ngrok', 'postgres', 'registry', 'registry-auth', 'worker']);
+    const { dockhook, worker, postgres, 'db-auth': dbAuthService } = config.services as Record<string, Obj>;
+
+    // db-auth: dockhook's own image, once, writing its volume at /auth (the image's dockhook-owned folder); no .env.
+    assert.equal(contextOf(dbAuthService), dir);
+    assert.equal(String(dbAuthService.restart), 'no');
+    assert.equal(dbAuthService.env_file, undefined);
+    assert.equal(dbAuthService.environment, undefined);
+    assert.ok(mountsOf(dbAuthService).some((m) => m.source === 'db-auth' && m.target === '/auth' && !m.readOnly));
+    const cmd = dbAuthService.command as string[];
+    assert.deepEqual(cmd.slice(0, 3), ['node', 'dist/cli.js', 'init-db-auth']);
+    const arg = (name: string) => cmd[cmd.indexOf(`--${name}`) + 1];
+    assert.equal(arg('dir'), '/auth');
+    assert.equal(arg('host'), 'postgres', 'the compose service name');
+
+    // postgres: the official image, its data in a named volume, the password only from db-auth's file.
+    assert.equal(postgres.image, 'postgres:16');
+    assert.ok(mountsOf(postgres).some((m) => m.source === 'postgres-data' && m.target === '/var/lib/postgresql/data' && !m.readOnly));
+    assert.ok('postgres-data' in config.volumes && 'db-auth' in config.volumes);
+    assert.ok(mountsOf(postgres).some((m) => m.source === 'db-auth' && m.target === '/db-auth' && m.readOnly));
+    assert.equal(postgres.environment.POSTGRES_PASSWORD_FILE, '/db-auth/password');
+    assert.equal(postgres.environment.POSTGRES_PASSWORD, undefined);
+    assert.equal(postgres.environment.POSTGRES_USER, arg('user'), "db-auth's --user is the role postgres makes");
+    assert.equal(postgres.environment.POSTGRES_DB, arg('database'));
+    assert.equal(postgres.depends_on['db-auth'].condition, 'service_completed_successfully');
+    assert.equal(postgres.ports, undefined, 'not published');
+    assert.equal(postgres.env_file, undefined);
+    const test = [postgres.healthcheck.test].flat().join(' ');
+    assert.match(test, /\bpg_isready\b/);
+    assert.match(test, /-h 127\.0\.0\.1/, 'over TCP: the first-start temporary server listens on the socket only');
+    assert.match(test, new RegExp(`-U ${arg('user')}\\b`));
+
+    // worker: the same build, ROLE=worker, the host's engine, the two logins; nothing published, so it scales.
+    assert.equal(contextOf(worker), contextOf(dockhook));
+    const wenv = envOf(worker, env);
+    assert.equal(wenv.ROLE, 'worker');
+    assert.equal(wenv.DATABASE_URL_FILE, '/db-auth/database-url');
+    assert.equal(wenv.DATABASE_URL, undefined);
+    assert.equal(wenv.REGISTRY_USERNAME, 'dockhook');
+    assert.equal(wenv.REGISTRY_PASSWORD_FILE, '/auth/password');
+    assert.equal(wenv.REGISTRY_URL, 'http://registry:5000');
+    assert.equal(String(wenv.PORT), '3000');
+    assert.equal(wenv.HOST, '0.0.0.0');
+    assert.equal(wenv.WORKER_NAME, undefined, 'each replica names itself (host name and pid)');
+    assert.equal(worker.ports, undefined, 'no published ports: replicas would fight over them');
+    assert.equal(worker.container_name, undefined, 'a fixed name cannot scale');
+    const wm = mountsOf(worker);
+    assert.ok(wm.some((m) => m.source === '/var/run/docker.sock' && m.target === '/var/run/docker.sock'), 'its engine');
+    assert.ok(wm.some((m) => m.source === 'registry-auth' && m.target === '/auth' && m.readOnly));
+    assert.ok(wm.some((m) => m.source === 'db-auth' && m.target === '/db-auth' && m.readOnly));
+    assert.equal(worker.depends_on.postgres.condition, 'service_healthy');
+    assert.equal(worker.depends_on['registry-auth'].condition, 'service_completed_successfully');
+    assert.equal(worker.depends_on['db-auth'].condition, 'service_completed_successfully');
+    assert.equal(worker.restart, 'unless-stopped');
+
+    // dockhook: the receiver, on the same database, still the one with the published port and ngrok's upstream.
+    const denv = envOf(dockhook, env);
+    assert.equal(denv.ROLE, 'receiver');
+    assert.equal(denv.DATABASE_URL_FILE, '/db-auth/database-url');
+    assert.ok(mountsOf(dockhook).some((m) => m.source === 'db-auth' && m.target === '/db-auth' && m.readOnly));
+    assert.equal(dockhook.depends_on.postgres.condition, 'service_healthy');
+    assert.equal(dockhook.depends_on['db-auth'].condition, 'service_completed_successfully');
+    assert.equal(dockhook.depends_on['registry-auth'].condition, 'service_completed_successfully', "the base file's dependencies stay");
+    assert.ok(portsOf(dockhook).some((p) => p.target === '3000' && p.published === '3000'));
+    assert.equal(denv.NGROK_API_URL, 'http://ngrok:4040');
+  });
+
+  it("gives the receiver and the worker a valid configuration from the three filled values and db-auth's files", async () => {
+    const env = await filledEnv();
+    const config = await resolved(env);
+    const cmd = config.services['db-auth'].command as string[];
+    const arg = (name: string) => cmd[cmd.indexOf(`--${name}`) + 1];
+    await ensureDatabaseCredentials({ dir: dbAuth, user: arg('user'), database: arg('database'), host: arg('host'), port: Number(arg('port') ?? 5432) });
+    const password = readFileSync(join(dbAuth, 'password'), 'utf8').trim();
+    for (const [name, role] of [['worker', 'worker'], ['dockhook', 'receiver']] as const) {
+      const c = loadConfig(envOf(config.services[name], env), readVolumes);
+      assert.equal(c.role, role);
+      assert.equal(c.databaseUrl, `postgres://${arg('user')}:${password}@postgres:5432/${arg('database')}`, `${name} reaches postgres by its service name`);
+      assert.deepEqual(c.registryAuth, { username: 'dockhook', password: 'made-by-registry-auth' });
+      assert.equal(c.registryUrl, 'http://registry:5000');
+    }
+  });
+
+  it('refuses a DATABASE_URL left in .env, saying why', async () => {
+    const env = await filledEnv({ DATABASE_URL: 'postgres://me:old@db:5432/dockhook' });
+    const config = await resolved(env);
+    assert.throws(() => loadConfig(envOf(config.services.worker, env), readVolumes), /DATABASE_URL and DATABASE_URL_FILE are both set: keep one of them/);
+  });
+
+  it('has no password, URL with credentials, or default for a secret in either file', async () => {
+    for (const file of ['docker-compose.yml', 'docker-compose.scale.yml']) {
+      const text = await read(file);
+      assert.doesNotMatch(text, /postgres(ql)?:\/\/[^\s/]*:[^\s/]*@/, `${file}: no URL with a password`);
+      // ${SECRET:-default} or ${SECRET-default} would be a password nobody chose.
+      assert.doesNotMatch(text, /\$\{[A-Z_]*(PASSWORD|SECRET|TOKEN|DATABASE_URL)[A-Z_]*:?[-?=]/, `${file}: no default for a secret`);
+      const raw = parseYaml(text) as Obj;
+      for (const [name, service] of Object.entries(raw.services as Record<string, Obj>)) {
+        const environment = Array.isArray(service.environment)
+          ? Object.fromEntries((service.environment as string[]).map((e) => [e.split('=')[0], e.slice(e.indexOf('=') + 1)]))
+          : (service.environment ?? {});
+        for (const [key, value] of Object.entries(environment as Record<string, unknown>)) {
+          if (!/(PASSWORD|SECRET|TOKEN|DATABASE_URL)$/.test(key)) continue;
+          // Only interpolation from .env (the person's own value) may name a secret's value here.
+          assert.match(String(value), /^\$\{[A-Z_]+\}$/, `${file}: ${name}.${key} is set literally`);
+        }
+      }
+    }
+    const scale = parseYaml(await read('docker-compose.scale.yml')) as Obj;
+    assert.equal(scale.services['db-auth'].env_file, undefined, 'the one-shot gets no .env');
+    assert.equal(scale.services.postgres.env_file, undefined, "dockhook's secrets stay out of the postgres container");
+    assert.deepEqual([scale.services.worker.env_file].flat(), ['.env']);
   });
 });
 

