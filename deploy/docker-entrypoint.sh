@@ -17,6 +17,9 @@ if [ "$(id -u)" != 0 ]; then
   exec "$@"
 fi
 
+# setpriv keeps root's HOME; the user's own (/app) is where the Docker CLI's ~/.docker/config.json would be.
+export HOME=/app
+
 socket=/var/run/docker.sock
 case "${DOCKER_HOST:-}" in
   unix://*) socket=${DOCKER_HOST#unix://} ;;
