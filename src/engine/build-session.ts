@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import type { Duplex } from 'node:stream';
+import { Duplex } from 'node:stream';
+import { TLSSocket } from 'node:tls';
 import { Server, ServerCredentials, type ServerDuplexStream, type ServerUnaryCall, type sendUnaryData, type UntypedServiceImplementation } from '@grpc/grpc-js';
 import type Docker from 'dockerode';
 import type { PullCredentials } from './pull-credentials.js';
@@ -63,6 +64,23 @@ const fileSyncDefinition = { DiffCopy: method(`${FILESYNC}/DiffCopy`, true, pack
 /** The methods the session offers; the engine only calls file sync on a session that lists it. */
 const METHODS = [`${AUTH}/Credentials`, `${FILESYNC}/DiffCopy`];
 
+/**
+ * The stream gRPC serves the session on. Over TLS (DOCKER_HOST=tcp://…:2376)
+ * the hijacked socket is a TLSSocket that negotiated no ALPN protocol, which
+ * Node's http2 server takes for an unknown protocol and never starts a session
+ * on (the engine then reports `connection closed`): gRPC gets a plain Duplex
+ * over it instead. Data, end, close and errors go both ways; an error is left
+ * to the session's own end (the engine reports the failed build).
+ * A unix or plain TCP socket is handed over as it is.
+ */
+function forGrpc(socket: Duplex): Duplex {
+  if (!(socket instanceof TLSSocket)) return socket;
+  const plain = Duplex.from({ readable: socket, writable: socket });
+  plain.on('error', () => {});
+  socket.on('error', () => {});
+  return plain;
+}
+
 export function openBuildSession(docker: Docker, o: BuildSessionOptions): Promise<BuildSession> {
   const id = randomUUID();
   const server = new Server();
@@ -93,7 +111,7 @@ export function openBuildSession(docker: Docker, o: BuildSessionOptions): Promis
         const socket = result as Duplex;
         if (err) return reject(err);
         const injector = server.createConnectionInjector(ServerCredentials.createInsecure());
-        injector.injectConnection(socket);
+        injector.injectConnection(forGrpc(socket));
         resolve({
           id,
           close() {
