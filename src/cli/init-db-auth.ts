@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { chmod, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { UsageError, parseOptions } from './usage-error.js';
+import { readIfThere, writeAtomically } from '../atomic-file.js';
 
 /**
  * PostgreSQL's login for docker-compose.scale.yml, made once, the way
@@ -46,23 +46,6 @@ const outcomes: Record<DbAuthOutcome, string> = {
   'kept both': 'kept the password and database URL already there',
 };
 
-async function readIfThere(path: string): Promise<string | undefined> {
-  try {
-    return await readFile(path, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw err;
-  }
-}
-
-/** Write-then-rename, so a reader (a starting dockhook) never sees half a file. */
-async function writeAtomically(path: string, content: string): Promise<void> {
-  const tmp = `${path}.${process.pid}.tmp`;
-  await writeFile(tmp, content, { mode: 0o600 });
-  await chmod(tmp, 0o600);
-  await rename(tmp, path);
-}
-
 export interface DbAuthOptions {
   dir: string;
   user: string;
@@ -81,12 +64,12 @@ export async function ensureDatabaseCredentials(o: DbAuthOptions): Promise<DbAut
     // 32 random bytes, URL-safe: nothing a URL, a shell or an env file would need escaped.
     password = randomBytes(32).toString('base64url');
     // Only its owner reads it (dockhook's uid; the postgres image reads it as root before it drops to postgres).
-    await writeAtomically(passwordPath, `${password}\n`);
+    await writeAtomically(passwordPath, `${password}\n`, 0o600);
     outcome = 'made both';
   }
   const url = `postgres://${o.user}:${encodeURIComponent(password)}@${o.host}:${o.port}/${o.database}`;
   if (outcome !== 'made both' && (await readIfThere(urlPath))?.replace(/\r?\n$/, '') === url) return 'kept both';
-  await writeAtomically(urlPath, `${url}\n`);
+  await writeAtomically(urlPath, `${url}\n`, 0o600);
   return outcome;
 }
 

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { chmod, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import bcrypt from 'bcryptjs';
+import { readIfThere, writeAtomically } from '../atomic-file.js';
 
 /**
  * The registry's login, made once for docker-compose: a random password in
@@ -24,23 +24,6 @@ export class CredentialsError extends Error {
     super(message);
     this.name = 'CredentialsError';
   }
-}
-
-async function readIfThere(path: string): Promise<string | undefined> {
-  try {
-    return await readFile(path, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw err;
-  }
-}
-
-/** Write-then-rename: a reader never sees half a file, and a crash leaves the old one or none. */
-async function writeAtomically(path: string, content: string, mode: number): Promise<void> {
-  const tmp = `${path}.${process.pid}.tmp`;
-  await writeFile(tmp, content, { mode });
-  await chmod(tmp, mode); // the umask may have taken bits writeFile's mode asked for
-  await rename(tmp, path);
 }
 
 function htpasswdLine(user: string, password: string): string {
