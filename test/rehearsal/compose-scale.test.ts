@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -222,7 +223,8 @@ describe('docker compose up --scale worker=3 with docker-compose.scale.yml (stan
   });
 
   it('docker kill of the worker running a build: another worker takes it over after the lease, the rest keep running', async () => {
-    const repo = await newRepo('victim', 'FROM busybox:latest\nRUN sleep 8\nRUN echo survived\n');
+    // Unique per run: the host's engine keeps its build cache between runs, and a cached sleep would end before the kill.
+    const repo = await newRepo('victim', `FROM busybox:latest\nRUN sleep 8 && echo ${randomUUID()}\nRUN echo survived\n`);
     const sent = await postDelivery('http://localhost:3000/webhook', SECRET, mergedPullRequestPayload({ owner: OWNER, repo: 'victim', sha: repo.head(), number: 7 }));
     assert.equal(sent.status, 202);
     const id = sent.body.build as number;
@@ -239,7 +241,11 @@ describe('docker compose up --scale worker=3 with docker-compose.scale.yml (stan
     const takenBy = await until('another worker to take it over', async () => {
       for (const c of survivors) if ((await logLines(c)).some((l) => l.msg === 'build started' && l.build === id && l.attempt === 2)) return c;
       return undefined;
-    }, (LEASE_SECONDS + 15) * 1000, 250);
+    }, (LEASE_SECONDS + 15) * 1000, 250).catch(async (err: Error) => {
+      // What the survivors were doing, and what the store says: the first things to read when this fails.
+      const tails = await Promise.all(survivors.map(async (c) => `${c}:\n${(await logLines(c)).slice(-15).map((l) => JSON.stringify(l)).join('\n')}`));
+      throw new Error(`${err.message}\nbuild: ${JSON.stringify(await build(id))}\n${tails.join('\n')}`);
+    });
     assert.ok(survivors.includes(takenBy));
     assert.ok(Date.now() - killedAt <= (LEASE_SECONDS + 15) * 1000);
     const done = await until('the build to finish', async () => {
