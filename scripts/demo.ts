@@ -107,7 +107,7 @@ async function main(): Promise<void> {
     say(`Pushed: ${build.pushed.map((p) => `${p.ref} (${p.digest.slice(0, 19)}…)`).join('\n        ')}`);
     say(`Pull it:  docker pull ${ref}`);
     say(`Run it:   docker run --rm ${ref}   → ${stdout.trim()}`);
-    say(`Build log: ${service.url}/builds/${id}`);
+    say(`Build log: ${join(dataDir, 'logs', `${id}.log`)}`);
   } finally {
     await service.stop(0);
     await github.close();

@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import { createWriteStream, readFileSync, mkdirSync, type WriteStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { completeLines, type BuildLogs, type BuildLogWriter } from './build-logs.js';
+import { completeLines, stampLine, type BuildLogs, type BuildLogWriter } from './build-logs.js';
 
 interface Active {
   file: WriteStream;
@@ -41,7 +41,7 @@ export class FileBuildLogs implements BuildLogs {
     return {
       line: (text: string) => {
         for (const one of text.replace(/\r\n/g, '\n').split('\n')) {
-          const stamped = `${new Date().toISOString()} ${one}`;
+          const stamped = stampLine(one);
           entry.file.write(`${stamped}\n`);
           entry.lines.push(stamped);
           this.live.emit(`line:${id}`, stamped, entry.lines.length);

@@ -18,36 +18,13 @@ import { dockhookEnv, SECRET, TOKEN } from '../support/harness.js';
 import { sharedPostgres } from '../support/postgres.js';
 import { startRegistry, type TestRegistry } from '../support/registry-server.js';
 import { ensureSecondEngine } from '../support/second-engine.js';
+import { readEvents } from '../support/sse.js';
 import { until } from '../support/wait.js';
 
 const OWNER = 'scale-org';
 const LEASE_SECONDS = 5;
 const silent = pino({ level: 'silent' });
 const run = promisify(execFile);
-
-interface SseEvent {
-  event: string;
-  id?: string;
-  data: string;
-}
-
-async function readEvents(res: Response): Promise<SseEvent[]> {
-  const text = await res.text();
-  return text
-    .split('\n\n')
-    .filter((block) => block.trim() && !block.startsWith(':') && !block.startsWith('retry:'))
-    .map((block) => {
-      const e: SseEvent = { event: 'message', data: '' };
-      const data: string[] = [];
-      for (const line of block.split('\n')) {
-        if (line.startsWith('event: ')) e.event = line.slice(7);
-        else if (line.startsWith('id: ')) e.id = line.slice(4);
-        else if (line.startsWith('data: ')) data.push(line.slice(6));
-      }
-      e.data = data.join('\n');
-      return e;
-    });
-}
 
 /** Two receivers and two workers, each worker on its own Docker engine, sharing one PostgreSQL database. */
 describe('past one machine: receivers and workers on PostgreSQL, two engines (real processes)', () => {

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { createHmac, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,7 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import { pino } from 'pino';
 import { PgStore } from '../../src/store/postgres/pg-store.js';
 import { ensureBusyboxImage } from '../support/base-image.js';
-import { mergedPullRequestPayload, postDelivery } from '../support/deliveries.js';
+import { mergedPullRequestPayload, postDelivery, signDelivery } from '../support/deliveries.js';
 import { spawnDockhook, type DockhookProcess } from '../support/dockhook-process.js';
 import { startFakeGitHub, type FakeGitHub } from '../support/fake-github.js';
 import { createGitRepo, type GitRepo } from '../support/git-repo.js';
@@ -106,8 +106,7 @@ describe('PostgreSQL goes away and comes back (real processes, real PostgreSQL)'
     const payload = mergedPullRequestPayload({ owner: OWNER, repo: 'later', sha: later.head(), number: 2 });
     const refused = await fetch(`${receiver.url}/webhook`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', 'x-github-event': 'pull_request', 'x-github-delivery': 'outage-delivery-1', 'x-hub-signature-256': signature(payload) },
-      body: JSON.stringify(payload),
+      ...(await signDelivery(SECRET, payload, { id: 'outage-delivery-1' })),
     });
     const refusedText = await refused.text();
     assert.equal(refused.status, 503, refusedText);
@@ -129,8 +128,7 @@ describe('PostgreSQL goes away and comes back (real processes, real PostgreSQL)'
     await pg.start();
     const redelivered = await fetch(`${receiver.url}/webhook`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', 'x-github-event': 'pull_request', 'x-github-delivery': 'outage-delivery-1', 'x-hub-signature-256': signature(payload) },
-      body: JSON.stringify(payload),
+      ...(await signDelivery(SECRET, payload, { id: 'outage-delivery-1' })),
     });
     assert.equal(redelivered.status, 202, await redelivered.clone().text());
     const laterId = ((await redelivered.json()) as { build: number }).build;
@@ -157,7 +155,3 @@ describe('PostgreSQL goes away and comes back (real processes, real PostgreSQL)'
   });
 });
 
-function signature(payload: unknown): string {
-  // The same signing postDelivery does, kept here so the delivery id can be chosen and reused.
-  return `sha256=${createHmac('sha256', SECRET).update(JSON.stringify(payload)).digest('hex')}`;
-}
