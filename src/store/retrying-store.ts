@@ -2,7 +2,8 @@ import type { Logger } from '../log.js';
 import type { Store } from './store.js';
 import { isStoreUnavailable } from './store-errors.js';
 
-const WRITES = [
+/** What a running build calls on the store: its writes, and the two reads it cannot go on without. */
+const RETRIED = [
   'setImage', 'claimLatest', 'claimVersion', 'releaseVersion', 'claimRetention', 'addNote', 'recordPush',
   'markSucceeded', 'markFailed', 'requeue', 'hasLaterLatest', 'get',
 ] as const;
@@ -23,7 +24,7 @@ export interface RetryOptions {
 export function withWriteRetries(store: Store, options: RetryOptions): Store {
   const sleep = options.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
   const wrapped = new Map<PropertyKey, unknown>();
-  for (const name of WRITES) {
+  for (const name of RETRIED) {
     const original = (store[name] as (...args: unknown[]) => Promise<unknown>).bind(store);
     wrapped.set(name, async (...args: unknown[]) => {
       const started = Date.now();
