@@ -6,7 +6,7 @@ import { BuildError } from '../errors.js';
 import type { GitHubClient } from '../github.js';
 import type { BuildRecord, Store } from '../store/store.js';
 import { RegistryError, type RegistryClient } from '../registry/client.js';
-import { imageTags, parseDockerInfo, SpecError, type BuildSpec } from '../spec.js';
+import { imageTags, parseDockerInfo, SpecError, type BuildSpec } from '../spec/docker-info.js';
 import { buildImage } from './build.js';
 import { findCacheRefs } from './cache-refs.js';
 import type { Builder } from './builder-choice.js';

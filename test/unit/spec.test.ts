@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { imageTags, parseDockerInfo } from '../../src/spec.js';
+import { imageTags, parseDockerInfo } from '../../src/spec/docker-info.js';
 
 const bad = (json: unknown, pattern: RegExp) => assert.throws(() => parseDockerInfo(typeof json === 'string' ? json : JSON.stringify(json)), pattern);
 

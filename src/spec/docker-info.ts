@@ -1,6 +1,6 @@
 import { posix } from 'node:path';
 import { z } from 'zod';
-import { isValidRepositoryName, isValidTag } from './docker-reference.js';
+import { isValidRepositoryName, isValidTag } from '../docker-reference.js';
 
 /**
  * What to build, as plain data. Produced from dockerInfo.json (describing) and
