@@ -16,6 +16,7 @@ const commands: Record<string, () => Promise<Command>> = {
   serve: () => import('./cli/serve.js'),
   'send-test-delivery': () => import('./cli/send-test-delivery.js'),
   doctor: () => import('./cli/doctor.js'),
+  build: () => import('./cli/build.js'),
   'init-registry-auth': () => import('./cli/init-registry-auth.js'),
   'init-db-auth': () => import('./cli/init-db-auth.js'),
 };
@@ -25,6 +26,7 @@ const summaries: Record<string, string> = {
   serve: 'run the webhook server (what `npm start` runs)',
   'send-test-delivery': 'sign and send an example merged pull request to a dockhook',
   doctor: 'check the settings, the engine, the registry, GitHub and ngrok',
+  build: 'ask a running dockhook to build a branch, tag or commit of a repository now',
   'init-registry-auth': "make the registry's password and htpasswd once (compose runs it)",
   'init-db-auth': "make PostgreSQL's password and DATABASE_URL file once (docker-compose.scale.yml runs it)",
 };

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { RegistryTransport, type Credentials } from './auth.js';
 import { RegistryError, errorFromResponse, readRegistryErrorBody } from './errors.js';
 import { MANIFEST_ACCEPT, configFacts, inspectList, isList, isSchema1, schema1Config, type ImageConfig, type Manifest, type ManifestBody } from './manifests.js';
@@ -33,6 +33,14 @@ export interface TagInfo {
   platforms?: string[];
 }
 
+/** A manifest exactly as the registry stores it: PUT these bytes back and the digest stays the same. */
+export interface ManifestBytes {
+  bytes: Buffer;
+  /** The stored type, from Content-Type (the body's mediaType when the header is missing). */
+  mediaType: string;
+  digest: string;
+}
+
 export interface RegistryClient {
   ping(): Promise<{ ok: boolean; status: number }>;
   listRepositories(): Promise<string[]>;
@@ -40,6 +48,14 @@ export interface RegistryClient {
   getManifestDigest(name: string, reference: string): Promise<string | undefined>;
   describeTag(name: string, tag: string): Promise<TagInfo | undefined>;
   deleteTag(name: string, tag: string): Promise<{ digest: string }>;
+  /** The manifest (or list/index) by tag or digest, byte for byte; undefined when the registry answers 404. */
+  getManifestBytes(name: string, reference: string): Promise<ManifestBytes | undefined>;
+  /**
+   * PUTs `bytes` as /v2/<name>/manifests/<tag> (the registry checks that every
+   * blob and manifest it references is already in <name>). Returns the digest
+   * the registry stored it under, checked against the bytes' own hash.
+   */
+  putManifest(name: string, tag: string, bytes: Buffer, mediaType: string): Promise<string>;
 }
 
 const DELETE_DISABLED =
@@ -53,7 +69,24 @@ export function createRegistryClient(o: RegistryClientOptions): RegistryClient {
   }
   const baseUrl = o.url.replace(/\/+$/, '');
   const pageSize = o.pageSize ?? 100;
-  const t = new RegistryTransport({ baseUrl, auth: o.auth, fetch: o.fetch ?? fetch, timeoutMs: o.timeoutMs ?? 30_000 });
+  const uploads: Uploads = new Map();
+  const t = new RegistryTransport({ baseUrl, auth: o.auth, fetch: withUploads(o.fetch ?? fetch, uploads), timeoutMs: o.timeoutMs ?? 30_000 });
+
+  /**
+   * A request with a body, through the transport so that its 401/token
+   * handling applies (the retry after a challenge resends the same bytes).
+   * The transport itself only knows bodiless GET/HEAD/DELETE: see withUploads.
+   */
+  async function sendWithBody(path: string, method: 'PUT', body: Buffer, headers: Record<string, string>, scope: string): Promise<Response> {
+    const id = randomUUID();
+    // A copy: fetch's types take only an ArrayBuffer-backed view (a Buffer may sit on a SharedArrayBuffer).
+    uploads.set(id, { method, body: new Uint8Array(body) });
+    try {
+      return await t.send(path, { headers: { ...headers, [UPLOAD_HEADER]: id }, scope });
+    } finally {
+      uploads.delete(id);
+    }
+  }
 
   /** GET every page, following Link: <...>; rel="next" until there is none. undefined = 404 NAME_UNKNOWN. */
   async function paginate(path: string, field: 'repositories' | 'tags', scope: string): Promise<string[] | undefined> {
@@ -86,7 +119,8 @@ export function createRegistryClient(o: RegistryClientOptions): RegistryClient {
     return (await getManifest(name, reference))?.digest;
   }
 
-  async function getManifest(name: string, reference: string): Promise<Manifest | undefined> {
+  /** GET a manifest's exact bytes. undefined = 404. */
+  async function fetchManifest(name: string, reference: string): Promise<{ raw: Buffer; path: string; res: Response } | undefined> {
     const path = `/v2/${name}/manifests/${reference}`;
     const res = await t.send(path, { headers: { accept: MANIFEST_ACCEPT }, scope: pullScope(name) });
     if (res.status === 404) {
@@ -94,17 +128,17 @@ export function createRegistryClient(o: RegistryClientOptions): RegistryClient {
       return undefined;
     }
     if (!res.ok) throw await errorFromResponse(res, `GET ${path}`);
-    const raw = Buffer.from(await res.arrayBuffer());
-    let body: ManifestBody;
-    try {
-      body = JSON.parse(raw.toString('utf8')) as ManifestBody;
-    } catch {
-      throw new RegistryError(502, `registry answered GET ${path} with something that is not a JSON manifest`);
-    }
+    return { raw: Buffer.from(await res.arrayBuffer()), path, res };
+  }
+
+  async function getManifest(name: string, reference: string): Promise<Manifest | undefined> {
+    const got = await fetchManifest(name, reference);
+    if (!got) return undefined;
+    const body = parseManifest(got.raw, got.path);
     return {
-      digest: res.headers.get('docker-content-digest') ?? `sha256:${createHash('sha256').update(raw).digest('hex')}`,
+      digest: got.res.headers.get('docker-content-digest') ?? sha256(got.raw),
       // OCI manifests may leave mediaType out of the body; the Content-Type header then carries it.
-      mediaType: body.mediaType ?? res.headers.get('content-type')?.split(';')[0].trim() ?? '',
+      mediaType: body.mediaType ?? contentType(got.res) ?? '',
       body,
     };
   }
@@ -185,7 +219,79 @@ export function createRegistryClient(o: RegistryClientOptions): RegistryClient {
       await res.body?.cancel();
       return { digest };
     },
+
+    async getManifestBytes(name, reference) {
+      checkName(name);
+      checkReference(reference);
+      const got = await fetchManifest(name, reference);
+      if (!got) return undefined;
+      // The header first: it is the type the registry stored and will check a PUT of these bytes against.
+      const mediaType = contentType(got.res) ?? parseManifest(got.raw, got.path).mediaType;
+      if (!mediaType) throw new RegistryError(502, `registry answered GET ${got.path} without saying the manifest's media type`);
+      return { bytes: got.raw, mediaType, digest: got.res.headers.get('docker-content-digest') ?? sha256(got.raw) };
+    },
+
+    async putManifest(name, tag, bytes, mediaType) {
+      checkName(name);
+      checkTag(tag);
+      const path = `/v2/${name}/manifests/${tag}`;
+      const res = await sendWithBody(path, 'PUT', bytes, { 'content-type': mediaType }, pushScope(name));
+      if (!res.ok) throw await errorFromResponse(res, `PUT ${path}`);
+      await res.body?.cancel();
+      const stored = res.headers.get('docker-content-digest');
+      const algorithm = stored?.split(':')[0] === 'sha512' ? 'sha512' : 'sha256';
+      const own = `${algorithm}:${createHash(algorithm).update(bytes).digest('hex')}`;
+      // A registry that rewrote the manifest (or a proxy that re-encoded it) stored something else under the tag.
+      if (stored && stored !== own) {
+        throw new RegistryError(502, `registry stored ${name}:${tag} as ${stored}, but the manifest sent has digest ${own}`, { code: 'DIGEST_INVALID' });
+      }
+      return stored ?? own;
+    },
   };
+}
+
+/**
+ * RegistryTransport's SendOptions carry no body. A request that needs one
+ * goes through the transport with a one-off id in UPLOAD_HEADER; this fetch,
+ * the transport's, swaps the id for the method and the bytes (on the first
+ * attempt and on the retry after a 401 alike) and never sends the header on.
+ */
+const UPLOAD_HEADER = 'x-dockhook-upload';
+
+type Uploads = Map<string, { method: 'PUT'; body: Uint8Array<ArrayBuffer> }>;
+
+function withUploads(inner: typeof fetch, uploads: Uploads): typeof fetch {
+  return (input, init) => {
+    const headers = init?.headers as Record<string, string> | undefined;
+    const id = headers?.[UPLOAD_HEADER];
+    if (!init || !headers || id === undefined) return inner(input, init);
+    const upload = uploads.get(id);
+    const { [UPLOAD_HEADER]: _id, ...rest } = headers;
+    if (!upload) return Promise.reject(new Error('registry upload sent after its request ended'));
+    return inner(input, { ...init, method: upload.method, headers: rest, body: upload.body });
+  };
+}
+
+function pushScope(name: string): string {
+  // The registry's own challenge for a manifest PUT names both actions; the same string keeps the token cache hit.
+  return `repository:${name}:pull,push`;
+}
+
+function sha256(bytes: Buffer): string {
+  return `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+}
+
+/** Content-Type without parameters; undefined when absent or empty. */
+function contentType(res: Response): string | undefined {
+  return res.headers.get('content-type')?.split(';')[0]!.trim() || undefined;
+}
+
+function parseManifest(raw: Buffer, path: string): ManifestBody {
+  try {
+    return JSON.parse(raw.toString('utf8')) as ManifestBody;
+  } catch {
+    throw new RegistryError(502, `registry answered GET ${path} with something that is not a JSON manifest`);
+  }
 }
 
 function pullScope(name: string): string {

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import {
@@ -9,11 +10,16 @@ import {
   isValidTag,
   type RegistryClientOptions,
 } from '../../src/registry/client.js';
+import { retagImage } from '../../src/registry/retag.js';
+import { ensureBusyboxImage } from '../support/base-image.js';
 import { pushTestImage, pushTestManifestList, startRegistry, type TestRegistry } from '../support/registry-server.js';
 
 /** Against real registry 2.8.2 processes: every quirk asserted here is the real server's. */
 
 const execFileP = promisify(execFile);
+
+// pushTestImage builds FROM busybox:latest, which nothing here can pull: made from the host's busybox when missing.
+before(() => ensureBusyboxImage());
 
 /** fetch that records the URLs asked for: proves pagination happened, or that no request was sent at all. */
 function recordingFetch(): { fetch: typeof fetch; urls: string[] } {
@@ -42,6 +48,49 @@ const LABELS = {
   'org.opencontainers.image.version': '1.2.3',
   'org.opencontainers.image.source': 'https://github.com/acme/app',
 };
+
+
+const sha256 = (bytes: Buffer | string) => `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+
+async function uploadBlob(registryUrl: string, name: string, bytes: Buffer): Promise<{ digest: string; size: number }> {
+  const digest = sha256(bytes);
+  const start = await fetch(`${registryUrl}/v2/${name}/blobs/uploads/`, { method: 'POST' });
+  await start.body?.cancel();
+  assert.equal(start.status, 202, `POST blob upload: ${start.status}`);
+  const location = new URL(start.headers.get('location')!, registryUrl);
+  location.searchParams.set('digest', digest);
+  const put = await fetch(location, { method: 'PUT', headers: { 'content-type': 'application/octet-stream' }, body: new Uint8Array(bytes) });
+  assert.equal(put.status, 201, `PUT blob: ${put.status} ${await put.text()}`);
+  return { digest, size: bytes.length };
+}
+
+const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
+
+/**
+ * An OCI image made over HTTP, no engine: a config blob with labels, one
+ * (opaque) layer and a manifest serialised with 3-space indents and a final
+ * newline, which no registry or client would produce itself: a retag that
+ * re-encoded the JSON would show up as a different digest.
+ */
+async function pushOciImage(registryUrl: string, name: string, tag: string, o: { labels: Record<string, string>; omitMediaType?: boolean }): Promise<{ digest: string; bytes: Buffer }> {
+  const layer = await uploadBlob(registryUrl, name, randomBytes(64));
+  const config = await uploadBlob(
+    registryUrl,
+    name,
+    Buffer.from(JSON.stringify({ created: '2024-05-06T07:08:09Z', architecture: 'amd64', os: 'linux', config: { Labels: o.labels }, rootfs: { type: 'layers', diff_ids: [layer.digest] } })),
+  );
+  const manifest = {
+    schemaVersion: 2,
+    ...(o.omitMediaType ? {} : { mediaType: OCI_MANIFEST }),
+    config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...config },
+    layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', ...layer }],
+  };
+  const bytes = Buffer.from(JSON.stringify(manifest, null, 3) + '\n');
+  const res = await fetch(`${registryUrl}/v2/${name}/manifests/${tag}`, { method: 'PUT', headers: { 'content-type': OCI_MANIFEST }, body: bytes });
+  assert.equal(res.status, 201, `PUT OCI manifest: ${res.status} ${await res.text()}`);
+  assert.equal(res.headers.get('docker-content-digest'), sha256(bytes));
+  return { digest: sha256(bytes), bytes };
+}
 
 describe('registry client: listing', () => {
   let reg: TestRegistry;
@@ -183,6 +232,134 @@ describe('registry client: inspecting and deleting', () => {
   });
 });
 
+describe('registry client: retagging (manifest bytes in, the same bytes out)', () => {
+  let reg: TestRegistry;
+  let client: ReturnType<typeof createRegistryClient>;
+  let digest: string;
+
+  before(async () => {
+    reg = await startRegistry();
+    client = createRegistryClient({ url: reg.url });
+    digest = await pushTestImage(reg.host, 'acme/app', 'v1', { labels: LABELS });
+  });
+  after(() => reg?.close());
+
+  test('getManifestBytes: the exact bytes, by tag or by digest; undefined when absent', async () => {
+    const byTag = await client.getManifestBytes('acme/app', 'v1');
+    assert.ok(byTag);
+    assert.equal(byTag.digest, digest);
+    assert.equal(sha256(byTag.bytes), digest);
+    assert.equal(byTag.mediaType, 'application/vnd.docker.distribution.manifest.v2+json');
+    const byDigest = await client.getManifestBytes('acme/app', digest);
+    assert.ok(byDigest?.bytes.equals(byTag.bytes));
+    assert.equal(await client.getManifestBytes('acme/app', 'nope'), undefined);
+    assert.equal(await client.getManifestBytes('no/such-repo', 'v1'), undefined);
+    assert.equal(await client.getManifestBytes('acme/app', sha256('never pushed')), undefined);
+  });
+
+  test('retagImage: every new tag resolves to the same digest and labels; a repeated tag is PUT once', async () => {
+    const rec = recordingFetch();
+    const c = createRegistryClient({ url: reg.url, fetch: rec.fetch });
+    assert.deepEqual(await retagImage(c, 'acme/app', digest, ['sha-0123456', '1.2.3', 'sha-0123456']), [
+      { tag: 'sha-0123456', digest },
+      { tag: '1.2.3', digest },
+    ]);
+    assert.equal(rec.urls.length, 3, 'one GET, then one PUT per tag:\n' + rec.urls.join('\n'));
+    const before = await client.describeTag('acme/app', 'v1');
+    for (const tag of ['sha-0123456', '1.2.3']) {
+      const info = await client.describeTag('acme/app', tag);
+      assert.deepEqual(info, { ...before, tag });
+      assert.equal(info?.digest, digest);
+      assert.equal(info?.revision, LABELS['org.opencontainers.image.revision']);
+    }
+    assert.deepEqual(await client.listTags('acme/app'), ['1.2.3', 'sha-0123456', 'v1']);
+  });
+
+  test('the engine pulls a retagged tag as the original image', async () => {
+    const ref = `${reg.host}/acme/app:1.2.3`;
+    try {
+      await execFileP('docker', ['pull', ref]);
+      const { stdout } = await execFileP('docker', ['inspect', '--format', '{{index .RepoDigests 0}}', ref]);
+      assert.equal(stdout.trim(), `${reg.host}/acme/app@${digest}`);
+    } finally {
+      await execFileP('docker', ['rmi', ref]).catch(() => undefined);
+    }
+  });
+
+  test('an existing tag moves to the retagged digest', async () => {
+    const other = await pushTestImage(reg.host, 'acme/app', 'moving');
+    assert.notEqual(other, digest);
+    await retagImage(client, 'acme/app', digest, ['moving']);
+    assert.equal(await client.getManifestDigest('acme/app', 'moving'), digest);
+    assert.equal(await client.getManifestDigest('acme/app', other), other, 'the old image stays, untagged');
+  });
+
+  test('OCI manifests keep their exact bytes (odd whitespace included), with or without mediaType in the body', async () => {
+    for (const [name, omitMediaType] of [['acme/oci', false], ['acme/oci-bare', true]] as const) {
+      const labels = { 'org.opencontainers.image.revision': `rev-${name}`, 'org.opencontainers.image.version': '3.0.0' };
+      const pushed = await pushOciImage(reg.url, name, 'v1', { labels, omitMediaType });
+      const got = await client.getManifestBytes(name, pushed.digest);
+      assert.ok(got && got.bytes.equals(pushed.bytes), name);
+      assert.equal(got.mediaType, OCI_MANIFEST, `${name}: the stored type comes from Content-Type`);
+      assert.deepEqual(await retagImage(client, name, pushed.digest, ['latest']), [{ tag: 'latest', digest: pushed.digest }]);
+      const info = await client.describeTag(name, 'latest');
+      assert.equal(info?.digest, pushed.digest, name);
+      assert.equal(info?.mediaType, OCI_MANIFEST, name);
+      assert.equal(info?.revision, `rev-${name}`);
+      assert.equal(info?.created, '2024-05-06T07:08:09Z');
+    }
+  });
+
+  test('a manifest list is retagged as a list: same digest, same platforms', async () => {
+    await pushTestImage(reg.host, 'acme/multi', 'amd64', { labels: { 'org.opencontainers.image.revision': 'amd' } });
+    await pushTestImage(reg.host, 'acme/multi', 'arm64');
+    const list = await pushTestManifestList(reg.url, 'acme/multi', 'v1', [
+      { reference: 'amd64', platform: { os: 'linux', architecture: 'amd64' } },
+      { reference: 'arm64', platform: { os: 'linux', architecture: 'arm64' } },
+    ]);
+    await retagImage(client, 'acme/multi', list, ['stable']);
+    const info = await client.describeTag('acme/multi', 'stable');
+    assert.equal(info?.digest, list);
+    assert.equal(info?.mediaType, 'application/vnd.docker.distribution.manifest.list.v2+json');
+    assert.deepEqual(info?.platforms, ['linux/amd64', 'linux/arm64']);
+    assert.equal(info?.revision, 'amd');
+  });
+
+  test('a digest that is gone: 404 naming name@digest, and no tag is made', async () => {
+    const gone = await pushTestImage(reg.host, 'acme/gone', 'v1');
+    await client.deleteTag('acme/gone', 'v1');
+    for (const d of [gone, sha256('never pushed')]) {
+      await assert.rejects(
+        retagImage(client, 'acme/gone', d, ['again']),
+        isRegistryError(404, 'MANIFEST_UNKNOWN', new RegExp(`^acme/gone@${d} is no longer in the registry$`)),
+      );
+    }
+    assert.deepEqual(await client.listTags('acme/gone'), []);
+  });
+
+  test('putManifest: the registry refusing a manifest is a RegistryError with its code', async () => {
+    const got = await client.getManifestBytes('acme/app', digest);
+    assert.ok(got);
+    // Same bytes in another repository: its blobs are not there (no cross-repository mount).
+    await assert.rejects(client.putManifest('acme/elsewhere', 'v1', got.bytes, got.mediaType), isRegistryError(400, 'MANIFEST_BLOB_UNKNOWN', /PUT \/v2\/acme\/elsewhere\/manifests\/v1/));
+    // The type of the body must match the declared one.
+    await assert.rejects(client.putManifest('acme/app', 'v9', got.bytes, OCI_MANIFEST), isRegistryError(400));
+    assert.equal(await client.getManifestDigest('acme/app', 'v9'), undefined);
+  });
+
+  test('bad names, tags and digests are refused before any request', async () => {
+    const rec = recordingFetch();
+    const c = createRegistryClient({ url: reg.url, fetch: rec.fetch });
+    await assert.rejects(retagImage(c, 'Acme/App', digest, ['x']), isRegistryError(400, 'NAME_INVALID'));
+    await assert.rejects(retagImage(c, 'acme/app', 'sha256:abc', ['x']), isRegistryError(400, 'DIGEST_INVALID'));
+    await assert.rejects(retagImage(c, 'acme/app', digest, ['ok', 'not ok']), isRegistryError(400, 'TAG_INVALID'));
+    await assert.rejects(c.putManifest('acme/app', '-x', Buffer.from('{}'), OCI_MANIFEST), isRegistryError(400, 'TAG_INVALID'));
+    await assert.rejects(c.getManifestBytes('acme/app', 'a:b'), isRegistryError(400, 'TAG_INVALID'));
+    assert.deepEqual(await retagImage(c, 'acme/app', digest, []), []);
+    assert.deepEqual(rec.urls, []);
+  });
+});
+
 describe('registry client: deletion disabled', () => {
   let reg: TestRegistry;
   before(async () => {
@@ -254,6 +431,20 @@ describe('registry client: htpasswd auth', () => {
       });
     }
   });
+
+  test('retag with credentials; a PUT answered 401 is sent again with its body', async () => {
+    const pushed = await pushTestImage(reg.host, 'acme/retag', 'v1', { auth, labels: LABELS });
+    const got = await client({ auth }).getManifestBytes('acme/retag', pushed);
+    assert.ok(got);
+    // A fresh client: its first request is the PUT, which meets the Basic challenge.
+    const rec = recordingFetch();
+    assert.equal(await client({ auth, fetch: rec.fetch }).putManifest('acme/retag', 'put-first', got.bytes, got.mediaType), pushed);
+    assert.equal(rec.urls.length, 2);
+    assert.deepEqual(await retagImage(client({ auth }), 'acme/retag', pushed, ['1.2.3']), [{ tag: '1.2.3', digest: pushed }]);
+    assert.equal((await client({ auth }).describeTag('acme/retag', '1.2.3'))?.digest, pushed);
+    await assert.rejects(retagImage(client(), 'acme/retag', pushed, ['anon']), isRegistryError(401, 'UNAUTHORIZED', /requires credentials/));
+    assert.deepEqual(await client({ auth }).listTags('acme/retag'), ['1.2.3', 'put-first', 'v1']);
+  });
 });
 
 const hasOpenssl = await execFileP('openssl', ['version']).then(
@@ -294,5 +485,24 @@ describe('registry client: token (Bearer) auth', { skip: hasOpenssl ? false : 'n
   test('wrong credentials: the token service refuses them', async () => {
     const c = createRegistryClient({ url: reg.url, auth: { ...auth, password: 'nope-Pa55' } });
     await assert.rejects(c.listRepositories(), isRegistryError(401, 'UNAUTHORIZED', /refused the credentials/));
+  });
+
+  test('retag: a pull token to read, a pull,push token to PUT, each fetched once', async () => {
+    const pushed = await pushTestImage(reg.host, 'acme/retag', 'v1', { auth, labels: LABELS });
+    const rec = recordingFetch();
+    const c = createRegistryClient({ url: reg.url, auth, fetch: rec.fetch });
+    assert.deepEqual(await retagImage(c, 'acme/retag', pushed, ['sha-0123456', '1.2.3']), [
+      { tag: 'sha-0123456', digest: pushed },
+      { tag: '1.2.3', digest: pushed },
+    ]);
+    const info = await c.describeTag('acme/retag', '1.2.3');
+    assert.equal(info?.digest, pushed);
+    assert.equal(info?.version, '1.2.3');
+    assert.deepEqual(
+      rec.urls.filter((u) => u.includes('/token?')).map((u) => new URL(u).searchParams.get('scope')),
+      ['repository:acme/retag:pull', 'repository:acme/retag:pull,push'],
+    );
+    await assert.rejects(retagImage(createRegistryClient({ url: reg.url }), 'acme/retag', pushed, ['anon']), isRegistryError(401, 'UNAUTHORIZED'));
+    assert.deepEqual(await c.listTags('acme/retag'), ['1.2.3', 'sha-0123456', 'v1']);
   });
 });
