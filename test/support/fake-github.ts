@@ -55,16 +55,49 @@ export interface RecordedRequest {
   /** Query string including '?', or '' (e.g. '?ref=abc123'). */
   query: string;
   server: 'api' | 'codeload';
+  /**
+   * The route as @octokit/rest names it, e.g. 'GET /repos/{owner}/{repo}/git/trees/{tree_sha}'
+   * (codeload: 'GET /{owner}/{repo}/legacy.tar.gz/{ref}'); undefined for paths the fake does not serve.
+   * Set for canned (failNext) answers too, so retries count.
+   */
+  route?: string;
+  /** The route's path parameters, decoded, e.g. { owner: 'acme', repo: 'widget', tree_sha: 'main' }. */
+  params: Record<string, string>;
+}
+
+export interface RequestFilter {
+  /** Route as in RecordedRequest.route. */
+  route: string;
+  /** Only requests with these path parameters; owner and repo compare case-insensitively, as GitHub does. */
+  params?: Record<string, string>;
+  /** Only requests whose query string (including '?') contains this, e.g. 'recursive='. */
+  queryIncludes?: string;
+}
+
+export interface AddRepoOptions {
+  defaultBranch?: string;
+  /**
+   * Recursive GET …/git/trees answers list at most this many entries and say
+   * `truncated: true` when there were more, as GitHub does past its limit
+   * (100,000 entries or 7 MB), so a client's non-recursive fallback can be tested.
+   */
+  truncateTreesOver?: number;
 }
 
 export interface FakeGitHub {
   apiUrl: string;
   codeloadUrl: string;
-  addRepo(owner: string, name: string, repo: GitRepo, opts?: { defaultBranch?: string }): void;
+  /** Registers (or replaces) a repository; replacing keeps its id, webhooks and statuses. */
+  addRepo(owner: string, name: string, repo: GitRepo, opts?: AddRepoOptions): void;
   /** Every status created, in arrival order. */
   statuses: RecordedStatus[];
   statusesFor(sha: string): RecordedStatus[];
+  /** Every request to either server, in arrival order; empty it (`requests.length = 0`) to start counting afresh. */
   requests: RecordedRequest[];
+  /** The recorded requests to one route, e.g. requestsTo({ route: 'GET /repos/{owner}/{repo}/git/trees/{tree_sha}' }). */
+  requestsTo(filter: RequestFilter): RecordedRequest[];
+  /** How many requests went to one route: requestsTo(filter).length. */
+  requestCount(filter: RequestFilter): number;
   /** Webhooks per repository, keyed "owner/name" as given to addRepo. */
   hooks: Map<string, Hook[]>;
   /** The next requests matching `match` get `responses`, one each, in order; then normal service resumes. */
@@ -79,6 +112,7 @@ interface RepoEntry {
   id: number;
   repo: GitRepo;
   defaultBranch: string;
+  truncateTreesOver?: number;
 }
 
 interface Ctx {
@@ -131,6 +165,16 @@ async function resolveCommit(dir: string, ref: string): Promise<string | null> {
   }
 }
 
+/** Full sha of the tree `ref` names (tree sha, commit sha, branch or tag), or null. */
+async function resolveTree(dir: string, ref: string): Promise<string | null> {
+  if (ref === '' || ref.startsWith('-') || /[\0\n]/.test(ref)) return null;
+  try {
+    return (await gitBuf(dir, ['rev-parse', '--verify', '--quiet', `${ref}^{tree}`])).toString().trim() || null;
+  } catch {
+    return null;
+  }
+}
+
 interface TreeEntry {
   mode: string;
   type: 'blob' | 'tree' | 'commit';
@@ -139,9 +183,12 @@ interface TreeEntry {
   path: string;
 }
 
-/** `git ls-tree -l`, parsed. With `dirPath` ending in '/', lists that directory's children. */
-async function lsTree(dir: string, sha: string, dirPath?: string): Promise<TreeEntry[]> {
-  const args = ['ls-tree', '-z', '-l', '--full-tree', sha];
+/**
+ * `git ls-tree -l`, parsed. With `dirPath` ending in '/', lists that directory's children.
+ * `recursive` lists everything below, each tree before its contents (`-r -t`), as GitHub's recursive trees do.
+ */
+async function lsTree(dir: string, sha: string, dirPath?: string, opts: { recursive?: boolean } = {}): Promise<TreeEntry[]> {
+  const args = ['ls-tree', '-z', '-l', '--full-tree', ...(opts.recursive ? ['-r', '-t'] : []), sha];
   if (dirPath) args.push('--', dirPath);
   const out = (await gitBuf(dir, args)).toString('utf8');
   return out
@@ -248,7 +295,9 @@ export async function startFakeGitHub(opts: FakeGitHubOptions): Promise<FakeGitH
   /** Records the request and answers it with a queued canned response if one matches. */
   function intercept(ctx: Ctx, server: RecordedRequest['server']): boolean {
     const path = ctx.segments.length ? `/${ctx.segments.join('/')}` : ctx.url.pathname;
-    requests.push({ method: ctx.req.method ?? 'GET', path, query: ctx.url.search, server });
+    const method = ctx.req.method ?? 'GET';
+    const matched = server === 'api' ? apiRoute(method, ctx.segments) : codeloadRoute(method, ctx.segments);
+    requests.push({ method, path, query: ctx.url.search, server, route: matched?.route, params: matched?.params ?? {} });
     const rule = canned.find(
       (c) =>
         (!c.method || c.method.toUpperCase() === ctx.req.method) &&
@@ -259,6 +308,17 @@ export async function startFakeGitHub(opts: FakeGitHubOptions): Promise<FakeGitH
     if (rule.responses.length === 0) canned.splice(canned.indexOf(rule), 1);
     send(ctx.res, response.status, response.body, { 'x-github-request-id': requestId(), ...response.headers });
     return true;
+  }
+
+  function requestsTo(filter: RequestFilter): RecordedRequest[] {
+    const same = (key: string, a: string | undefined, b: string) =>
+      key === 'owner' || key === 'repo' ? a?.toLowerCase() === b.toLowerCase() : a === b;
+    return requests.filter(
+      (q) =>
+        q.route === filter.route &&
+        Object.entries(filter.params ?? {}).every(([k, v]) => same(k, q.params[k], v)) &&
+        (filter.queryIncludes === undefined || q.query.includes(filter.queryIncludes)),
+    );
   }
 
   function findRepo(owner: string, name: string): RepoEntry {
@@ -405,6 +465,26 @@ export async function startFakeGitHub(opts: FakeGitHubOptions): Promise<FakeGitH
       },
       apiHeaders(),
     );
+  }
+
+  async function getTree(ctx: Ctx, r: RepoEntry, ref: string): Promise<void> {
+    const sha = await resolveTree(r.repo.dir, ref);
+    if (!sha) throw notFound();
+    // Documented: any value of `recursive`, even "false" or "0", asks for everything below.
+    const recursive = ctx.url.searchParams.has('recursive');
+    let entries = await lsTree(r.repo.dir, sha, undefined, { recursive });
+    const truncated = recursive && r.truncateTreesOver !== undefined && entries.length > r.truncateTreesOver;
+    if (truncated) entries = entries.slice(0, r.truncateTreesOver);
+    const tree = entries.map((e) => ({
+      path: e.path,
+      mode: e.mode,
+      type: e.type,
+      sha: e.oid,
+      ...(e.type === 'blob' ? { size: e.size } : {}),
+      // GitHub gives submodule entries no url: the commit lives in another repository.
+      ...(e.type === 'commit' ? {} : { url: `${repoApiUrl(r)}/git/${e.type === 'tree' ? 'trees' : 'blobs'}/${e.oid}` }),
+    }));
+    send(ctx.res, 200, { sha, url: `${repoApiUrl(r)}/git/trees/${sha}`, tree, truncated }, apiHeaders());
   }
 
   function statusJson(r: RepoEntry, s: RecordedStatus) {
@@ -633,6 +713,7 @@ export async function startFakeGitHub(opts: FakeGitHubOptions): Promise<FakeGitH
       if (method === 'GET') return listStatuses(ctx, r, joined);
     }
     if (head === 'hooks') return hookRoutes(ctx, r, tail);
+    if (head === 'git' && tail[0] === 'trees' && tail.length > 1 && method === 'GET') return getTree(ctx, r, tail.slice(1).join('/'));
     throw notFound();
   }
 
@@ -718,6 +799,8 @@ export async function startFakeGitHub(opts: FakeGitHubOptions): Promise<FakeGitH
     codeloadUrl,
     statuses,
     requests,
+    requestsTo,
+    requestCount: (filter) => requestsTo(filter).length,
     hooks,
     addRepo(owner, name, repo, addOpts = {}) {
       const key = `${owner}/${name}`;
@@ -729,6 +812,7 @@ export async function startFakeGitHub(opts: FakeGitHubOptions): Promise<FakeGitH
         id: previous?.id ?? nextRepoId++,
         repo,
         defaultBranch: addOpts.defaultBranch ?? repo.branch,
+        truncateTreesOver: addOpts.truncateTreesOver,
       });
       if (!hooks.has(key)) hooks.set(key, []);
     },
@@ -741,6 +825,55 @@ export async function startFakeGitHub(opts: FakeGitHubOptions): Promise<FakeGitH
       await Promise.all([closeServer(apiServer), closeServer(codeloadServer)]);
     },
   };
+}
+
+// ---------------------------------------------------------------- routes for the request log
+
+interface RouteMatch {
+  route: string;
+  params: Record<string, string>;
+}
+
+/**
+ * Names an API request by its @octokit/rest route, so tests can count calls
+ * per endpoint without matching paths. Mirrors handleApi/repoRoutes/hookRoutes:
+ * a route added there belongs here too.
+ */
+function apiRoute(method: string, segments: string[]): RouteMatch | undefined {
+  const m = (route: string, params: Record<string, string> = {}): RouteMatch => ({ route: `${method} ${route}`, params });
+  const [first, ...rest] = segments;
+  if (first === 'user' && rest.length === 0) return m('/user');
+  if (first === 'rate_limit' && rest.length === 0) return m('/rate_limit');
+  if (first !== 'repos' || rest.length < 2) return undefined;
+  const [owner, repo, head, ...tail] = rest;
+  const base = '/repos/{owner}/{repo}';
+  const joined = tail.join('/');
+  const p = (extra: Record<string, string> = {}) => ({ owner, repo, ...extra });
+  if (head === undefined) return m(base, p());
+  if (head === 'contents') return m(`${base}/contents/{path}`, p({ path: joined }));
+  if (head === 'tarball' || head === 'zipball') return m(`${base}/${head}/{ref}`, p({ ref: joined }));
+  if (head === 'commits' && tail.length > 0) {
+    const last = tail[tail.length - 1];
+    const ref = tail.slice(0, -1).join('/');
+    if ((last === 'statuses' || last === 'status') && ref) return m(`${base}/commits/{ref}/${last}`, p({ ref }));
+    return m(`${base}/commits/{ref}`, p({ ref: joined }));
+  }
+  if (head === 'statuses' && tail.length > 0) return m(`${base}/statuses/{sha}`, p({ sha: joined }));
+  if (head === 'git' && tail[0] === 'trees' && tail.length > 1) return m(`${base}/git/trees/{tree_sha}`, p({ tree_sha: tail.slice(1).join('/') }));
+  if (head === 'hooks') {
+    if (tail.length === 0) return m(`${base}/hooks`, p());
+    const hook = p({ hook_id: tail[0] });
+    const sub = tail.slice(1).join('/');
+    if (sub === '') return m(`${base}/hooks/{hook_id}`, hook);
+    if (sub === 'config' || sub === 'pings' || sub === 'tests') return m(`${base}/hooks/{hook_id}/${sub}`, hook);
+  }
+  return undefined;
+}
+
+function codeloadRoute(method: string, segments: string[]): RouteMatch | undefined {
+  const [owner, repo, kind, ...refParts] = segments;
+  if (!owner || !repo || (kind !== 'legacy.tar.gz' && kind !== 'legacy.zip')) return undefined;
+  return { route: `${method} /{owner}/{repo}/${kind}/{ref}`, params: { owner, repo, ref: refParts.join('/') } };
 }
 
 function listen(server: Server, host: string, urlHost: string): Promise<string> {

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { Octokit } from '@octokit/rest';
 import { verify } from '@octokit/webhooks-methods';
-import { createGitRepo, git, type GitRepo } from '../support/git-repo.js';
+import { createGitRepo, git, gitEnv, type GitRepo } from '../support/git-repo.js';
 import { startFakeGitHub, type FakeGitHub } from '../support/fake-github.js';
 import { examplePayload, mergedPullRequestPayload, signDelivery } from '../support/deliveries.js';
 import { freePort } from '../support/ports.js';
@@ -258,6 +258,150 @@ describe('fake GitHub', () => {
 
     const listed = await octokit.rest.repos.listWebhooks({ owner: OWNER, repo: NAME });
     assert.deepEqual(listed.data.map((h) => [h.id, h.config.url, h.config.secret]), [[created.data.id, 'http://127.0.0.1:2/webhook', '********']]);
+  });
+
+  test('git trees: a tree sha, commit sha or branch lists one level of the commit\'s tree', async () => {
+    const rootTree = await git(repo.dir, ['rev-parse', `${first}^{tree}`]);
+    for (const tree_sha of [rootTree, first]) {
+      const { data } = await octokit.rest.git.getTree({ owner: OWNER, repo: NAME, tree_sha });
+      assert.equal(data.sha, rootTree);
+      assert.equal(data.url, `${gh.apiUrl}/repos/${OWNER}/${NAME}/git/trees/${rootTree}`);
+      assert.equal(data.truncated, false);
+      const dockerfile = await git(repo.dir, ['rev-parse', `${first}:Dockerfile`]);
+      const sub = await git(repo.dir, ['rev-parse', `${first}:sub`]);
+      assert.deepEqual(data.tree, [
+        { path: 'Dockerfile', mode: '100644', type: 'blob', sha: dockerfile, size: DOCKERFILE.length, url: `${gh.apiUrl}/repos/${OWNER}/${NAME}/git/blobs/${dockerfile}` },
+        { path: 'bin.dat', mode: '100644', type: 'blob', sha: await git(repo.dir, ['rev-parse', `${first}:bin.dat`]), size: BINARY.length, url: `${gh.apiUrl}/repos/${OWNER}/${NAME}/git/blobs/${await git(repo.dir, ['rev-parse', `${first}:bin.dat`])}` },
+        { path: 'sub', mode: '040000', type: 'tree', sha: sub, url: `${gh.apiUrl}/repos/${OWNER}/${NAME}/git/trees/${sub}` },
+      ]);
+    }
+    const branch = await octokit.rest.git.getTree({ owner: OWNER, repo: NAME, tree_sha: 'main' });
+    assert.equal(branch.data.sha, await git(repo.dir, ['rev-parse', 'main^{tree}']));
+  });
+
+  test('git trees: recursive (any value, even "false") lists everything below, trees before their contents', async () => {
+    const expected = ['Dockerfile', 'bin.dat', 'sub', 'sub/dir', 'sub/dir/app.txt'];
+    for (const recursive of ['true', '1', 'false']) {
+      const { data } = await octokit.rest.git.getTree({ owner: OWNER, repo: NAME, tree_sha: first, recursive });
+      assert.deepEqual(data.tree.map((e) => e.path), expected, recursive);
+      assert.equal(data.truncated, false);
+    }
+    const sub = await git(repo.dir, ['rev-parse', `${first}:sub`]);
+    const { data } = await octokit.rest.git.getTree({ owner: OWNER, repo: NAME, tree_sha: sub, recursive: '1' });
+    assert.deepEqual(data.tree.map((e) => [e.path, e.type, e.sha]), [
+      ['dir', 'tree', await git(repo.dir, ['rev-parse', `${first}:sub/dir`])],
+      ['dir/app.txt', 'blob', await git(repo.dir, ['rev-parse', `${first}:sub/dir/app.txt`])],
+    ]);
+  });
+
+  test('git trees: unknown sha, ref, repository, or a blob\'s sha are 404 Not Found', async () => {
+    const blob = await git(repo.dir, ['rev-parse', `${first}:Dockerfile`]);
+    for (const [name, tree_sha] of [[NAME, 'f'.repeat(40)], [NAME, 'no-such-branch'], [NAME, blob], ['ghost', first]]) {
+      const err = await rejection(octokit.rest.git.getTree({ owner: OWNER, repo: name, tree_sha }));
+      assert.equal(err.status, 404, tree_sha);
+      assert.equal(err.response?.data.message, 'Not Found');
+    }
+  });
+
+  test('git trees: truncateTreesOver cuts recursive listings and says truncated', async () => {
+    gh.addRepo(OWNER, 'huge', repo, { truncateTreesOver: 2 });
+    const cut = await octokit.rest.git.getTree({ owner: OWNER, repo: 'huge', tree_sha: first, recursive: 'true' });
+    assert.deepEqual([cut.data.tree.map((e) => e.path), cut.data.truncated], [['Dockerfile', 'bin.dat'], true]);
+    // One level is under the limit, and GitHub only truncates recursive listings anyway.
+    const level = await octokit.rest.git.getTree({ owner: OWNER, repo: 'huge', tree_sha: first });
+    assert.deepEqual([level.data.tree.length, level.data.truncated], [3, false]);
+    const sub = await git(repo.dir, ['rev-parse', `${first}:sub`]);
+    const small = await octokit.rest.git.getTree({ owner: OWNER, repo: 'huge', tree_sha: sub, recursive: 'true' });
+    assert.deepEqual([small.data.tree.length, small.data.truncated], [2, false]);
+  });
+
+  test('git trees: a submodule is a commit entry without size or url; tags resolve', async () => {
+    const index = join(tmpdir(), `fake-github-index-${process.pid}`);
+    const env = { ...gitEnv, GIT_INDEX_FILE: index, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@x.invalid', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@x.invalid' };
+    const run = async (args: string[]) => (await execFileAsync('git', ['-C', repo.dir, ...args], { env })).stdout.trim();
+    try {
+      await run(['read-tree', first]);
+      await run(['update-index', '--add', '--cacheinfo', `160000,${first},lib`]);
+      const commit = await run(['commit-tree', await run(['write-tree']), '-p', first, '-m', 'Add submodule']);
+      await run(['tag', 'with-submodule', commit]);
+    } finally {
+      await rm(index, { force: true });
+    }
+    const { data } = await octokit.rest.git.getTree({ owner: OWNER, repo: NAME, tree_sha: 'with-submodule' });
+    assert.deepEqual(data.tree.find((e) => e.path === 'lib'), { path: 'lib', mode: '160000', type: 'commit', sha: first });
+  });
+
+  test('requestsTo/requestCount: by route and parameters, canned answers included', async () => {
+    const route = 'GET /repos/{owner}/{repo}/git/trees/{tree_sha}';
+    gh.requests.length = 0;
+    gh.failNext({ pathIncludes: '/git/trees/' }, { status: 403, body: { message: 'Forbidden' } });
+    assert.equal((await rejection(octokit.rest.git.getTree({ owner: OWNER, repo: NAME, tree_sha: 'main' }))).status, 403);
+    await octokit.rest.git.getTree({ owner: 'ACME', repo: NAME, tree_sha: 'main', recursive: 'true' });
+    await octokit.rest.git.getTree({ owner: OWNER, repo: NAME, tree_sha: first });
+    await octokit.rest.repos.get({ owner: OWNER, repo: NAME });
+
+    assert.equal(gh.requestCount({ route }), 3);
+    assert.equal(gh.requestCount({ route, params: { owner: OWNER, repo: NAME, tree_sha: 'main' } }), 2);
+    assert.equal(gh.requestCount({ route, queryIncludes: 'recursive=' }), 1);
+    assert.equal(gh.requestCount({ route: 'GET /repos/{owner}/{repo}' }), 1);
+    assert.deepEqual(gh.requestsTo({ route, params: { tree_sha: first } }).map((r) => [r.path, r.params]), [
+      [`/repos/${OWNER}/${NAME}/git/trees/${first}`, { owner: OWNER, repo: NAME, tree_sha: first }],
+    ]);
+  });
+
+  test('request log: every route the fake serves has a name', async () => {
+    gh.requests.length = 0;
+    const hook = await octokit.rest.repos.createWebhook({ owner: OWNER, repo: NAME, config: { url: 'http://127.0.0.1:3/webhook' } });
+    const hook_id = hook.data.id;
+    const base = { owner: OWNER, repo: NAME };
+    await octokit.rest.users.getAuthenticated();
+    await octokit.rest.rateLimit.get();
+    await octokit.rest.repos.get(base);
+    await octokit.rest.repos.getContent({ ...base, path: '' });
+    await octokit.rest.repos.getContent({ ...base, path: 'sub/dir/app.txt' });
+    await octokit.rest.repos.downloadTarballArchive({ ...base, ref: 'main' });
+    await octokit.rest.repos.downloadZipballArchive({ ...base, ref: 'main', request: { redirect: 'manual' } });
+    await octokit.rest.repos.getCommit({ ...base, ref: 'main' });
+    await octokit.rest.repos.listCommitStatusesForRef({ ...base, ref: 'main' });
+    await octokit.rest.repos.getCombinedStatusForRef({ ...base, ref: 'main' });
+    await octokit.rest.repos.createCommitStatus({ ...base, sha: first, state: 'success' });
+    await octokit.rest.git.getTree({ ...base, tree_sha: 'main' });
+    await octokit.rest.repos.listWebhooks(base);
+    await octokit.rest.repos.getWebhook({ ...base, hook_id });
+    await octokit.rest.repos.updateWebhook({ ...base, hook_id, active: true });
+    await octokit.rest.repos.getWebhookConfigForRepo({ ...base, hook_id });
+    await octokit.rest.repos.updateWebhookConfigForRepo({ ...base, hook_id, content_type: 'json' });
+    await octokit.rest.repos.pingWebhook({ ...base, hook_id });
+    await octokit.rest.repos.testPushWebhook({ ...base, hook_id });
+    await octokit.rest.repos.deleteWebhook({ ...base, hook_id });
+    await fetch(`${gh.apiUrl}/repos/${OWNER}/${NAME}/nothing-here`, { headers: { authorization: `token ${TOKEN}` } });
+
+    assert.deepEqual(gh.requests.map((r) => r.route), [
+      'POST /repos/{owner}/{repo}/hooks',
+      'GET /user',
+      'GET /rate_limit',
+      'GET /repos/{owner}/{repo}',
+      'GET /repos/{owner}/{repo}/contents/{path}',
+      'GET /repos/{owner}/{repo}/contents/{path}',
+      'GET /repos/{owner}/{repo}/tarball/{ref}',
+      'GET /{owner}/{repo}/legacy.tar.gz/{ref}',
+      'GET /repos/{owner}/{repo}/zipball/{ref}',
+      'GET /repos/{owner}/{repo}/commits/{ref}',
+      'GET /repos/{owner}/{repo}/commits/{ref}/statuses',
+      'GET /repos/{owner}/{repo}/commits/{ref}/status',
+      'POST /repos/{owner}/{repo}/statuses/{sha}',
+      'GET /repos/{owner}/{repo}/git/trees/{tree_sha}',
+      'GET /repos/{owner}/{repo}/hooks',
+      'GET /repos/{owner}/{repo}/hooks/{hook_id}',
+      'PATCH /repos/{owner}/{repo}/hooks/{hook_id}',
+      'GET /repos/{owner}/{repo}/hooks/{hook_id}/config',
+      'PATCH /repos/{owner}/{repo}/hooks/{hook_id}/config',
+      'POST /repos/{owner}/{repo}/hooks/{hook_id}/pings',
+      'POST /repos/{owner}/{repo}/hooks/{hook_id}/tests',
+      'DELETE /repos/{owner}/{repo}/hooks/{hook_id}',
+      undefined,
+    ]);
+    assert.deepEqual(gh.requests.find((r) => r.server === 'codeload')?.params, { owner: OWNER, repo: NAME, ref: repo.head() });
   });
 });
 
