@@ -20,8 +20,10 @@ export interface TransportOptions {
 }
 
 export interface SendOptions {
-  method?: 'GET' | 'HEAD' | 'DELETE';
+  method?: 'GET' | 'HEAD' | 'DELETE' | 'PUT';
   headers?: Record<string, string>;
+  /** Sent again as it is on the retry after a 401 challenge. */
+  body?: Uint8Array<ArrayBuffer>;
   /**
    * The token scope this request needs (e.g. repository:app:pull). Used as
    * the token cache key so later requests can send a cached token up front
@@ -125,7 +127,7 @@ export class RegistryTransport {
     const headers: Record<string, string> = { 'user-agent': 'dockhook', ...opts.headers };
     if (authorization) headers.authorization = authorization;
     try {
-      return await this.o.fetch(url, { method: opts.method ?? 'GET', headers, signal: AbortSignal.timeout(this.o.timeoutMs) });
+      return await this.o.fetch(url, { method: opts.method ?? 'GET', headers, body: opts.body, signal: AbortSignal.timeout(this.o.timeoutMs) });
     } catch (err) {
       throw new RegistryError(503, `registry unreachable at ${this.o.baseUrl}: ${this.describeNetworkError(err)}`, {
         cause: err,

@@ -1,4 +1,4 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { RegistryTransport, type Credentials } from './auth.js';
 import { RegistryError, errorFromResponse, readRegistryErrorBody } from './errors.js';
 import { MANIFEST_ACCEPT, configFacts, inspectList, isList, isSchema1, schema1Config, type ImageConfig, type Manifest, type ManifestBody } from './manifests.js';
@@ -69,23 +69,12 @@ export function createRegistryClient(o: RegistryClientOptions): RegistryClient {
   }
   const baseUrl = o.url.replace(/\/+$/, '');
   const pageSize = o.pageSize ?? 100;
-  const uploads: Uploads = new Map();
-  const t = new RegistryTransport({ baseUrl, auth: o.auth, fetch: withUploads(o.fetch ?? fetch, uploads), timeoutMs: o.timeoutMs ?? 30_000 });
+  const t = new RegistryTransport({ baseUrl, auth: o.auth, fetch: o.fetch ?? fetch, timeoutMs: o.timeoutMs ?? 30_000 });
 
-  /**
-   * A request with a body, through the transport so that its 401/token
-   * handling applies (the retry after a challenge resends the same bytes).
-   * The transport itself only knows bodiless GET/HEAD/DELETE: see withUploads.
-   */
+  /** A request with a body, through the transport so that its 401/token handling applies (the retry resends the same bytes). */
   async function sendWithBody(path: string, method: 'PUT', body: Buffer, headers: Record<string, string>, scope: string): Promise<Response> {
-    const id = randomUUID();
     // A copy: fetch's types take only an ArrayBuffer-backed view (a Buffer may sit on a SharedArrayBuffer).
-    uploads.set(id, { method, body: new Uint8Array(body) });
-    try {
-      return await t.send(path, { headers: { ...headers, [UPLOAD_HEADER]: id }, scope });
-    } finally {
-      uploads.delete(id);
-    }
+    return t.send(path, { method, headers, body: new Uint8Array(body), scope });
   }
 
   /** GET every page, following Link: <...>; rel="next" until there is none. undefined = 404 NAME_UNKNOWN. */
@@ -247,28 +236,6 @@ export function createRegistryClient(o: RegistryClientOptions): RegistryClient {
       }
       return stored ?? own;
     },
-  };
-}
-
-/**
- * RegistryTransport's SendOptions carry no body. A request that needs one
- * goes through the transport with a one-off id in UPLOAD_HEADER; this fetch,
- * the transport's, swaps the id for the method and the bytes (on the first
- * attempt and on the retry after a 401 alike) and never sends the header on.
- */
-const UPLOAD_HEADER = 'x-dockhook-upload';
-
-type Uploads = Map<string, { method: 'PUT'; body: Uint8Array<ArrayBuffer> }>;
-
-function withUploads(inner: typeof fetch, uploads: Uploads): typeof fetch {
-  return (input, init) => {
-    const headers = init?.headers as Record<string, string> | undefined;
-    const id = headers?.[UPLOAD_HEADER];
-    if (!init || !headers || id === undefined) return inner(input, init);
-    const upload = uploads.get(id);
-    const { [UPLOAD_HEADER]: _id, ...rest } = headers;
-    if (!upload) return Promise.reject(new Error('registry upload sent after its request ended'));
-    return inner(input, { ...init, method: upload.method, headers: rest, body: upload.body });
   };
 }
 
