@@ -16,6 +16,10 @@ export interface BuildRequest {
   /** When the merge landed; orders builds of one image and decides who may move `latest`. */
   mergedAt: string;
   pullRequest?: { number: number; title: string; url: string };
+  /** Manual builds: rebuild even when the commit, or an image's fingerprint, already has a successful build. */
+  force?: boolean;
+  /** Manual builds: only these images of a multi-image dockerInfo.json (service names); undefined = all. */
+  images?: string[];
 }
 
 export type IntakeDecision = { kind: 'build'; request: BuildRequest } | { kind: 'ignored'; reason: string };

@@ -4,8 +4,8 @@ import { isStoreUnavailable } from './store-errors.js';
 
 /** What a running build calls on the store: its writes, and the two reads it cannot go on without. */
 const RETRIED = [
-  'setImage', 'claimLatest', 'claimVersion', 'releaseVersion', 'claimRetention', 'addNote', 'recordPush',
-  'markSucceeded', 'markFailed', 'requeue', 'hasLaterLatest', 'get',
+  'expandGroup', 'setImage', 'claimLatest', 'claimVersion', 'releaseVersion', 'claimRetention', 'addNote', 'recordPush',
+  'markSucceeded', 'markFailed', 'requeue', 'hasLaterLatest', 'get', 'listGroup', 'lastSuccess',
 ] as const;
 
 export interface RetryOptions {

@@ -1,5 +1,5 @@
 import type { BuildRequest } from '../intake.js';
-import type { BuildRecord, BuildState, PushedRef } from './store.js';
+import type { BuildRecord, BuildState, PlannedImage, PushedRef } from './store.js';
 
 /** A builds row as both backends return it (PostgreSQL gives jsonb parsed, SQLite gives text). */
 export interface BuildRow {
@@ -31,6 +31,13 @@ export interface BuildRow {
   notes: string | string[];
   lease_owner: string | null;
   lease_until: number | null;
+  group_id: number | null;
+  service: string | null;
+  fingerprint: string | null;
+  forced: number | boolean;
+  only_images: string | string[] | null;
+  /** Not a column: the service names of the builds in build_needs, aggregated by each backend's SELECT (a JSON array). */
+  needs: string | string[];
 }
 
 const json = <T>(v: string | T): T => (typeof v === 'string' ? (JSON.parse(v) as T) : v);
@@ -61,6 +68,13 @@ export function toRecord(r: BuildRow): BuildRecord {
     latestPushed: r.latest_pushed === 1 || r.latest_pushed === true,
     failure: r.failure ?? undefined,
     notes: json<string[]>(r.notes),
+    groupId: r.group_id === null ? undefined : Number(r.group_id),
+    service: r.service ?? undefined,
+    // By name: the order does not matter to the claim, and one order for both backends keeps records comparable.
+    needs: json<string[]>(r.needs).sort(),
+    fingerprint: r.fingerprint ?? undefined,
+    force: r.forced === 1 || r.forced === true,
+    images: r.only_images === null ? undefined : json<string[]>(r.only_images),
     leaseOwner: r.lease_owner ?? undefined,
     leaseUntil: r.lease_until === null ? undefined : Number(r.lease_until),
   };
@@ -68,8 +82,29 @@ export function toRecord(r: BuildRow): BuildRecord {
 
 export const emptyCounts = (): Record<BuildState, number> => ({ queued: 0, running: 0, succeeded: 0, failed: 0 });
 
-/** The values of a new builds row, in the column order both INSERTs name (delivery_id … pr_url). */
+/** The values of a new builds row, in the column order both INSERTs name (delivery_id … pr_url, then only_images; `forced` each backend binds its own way). */
 export function requestValues(r: BuildRequest): (string | number | null)[] {
   const pr = r.pullRequest;
-  return [r.deliveryId, r.trigger, r.owner, r.repo, r.repoUrl, r.defaultBranch, r.branch, r.sha, r.mergedAt, pr?.number ?? null, pr?.title ?? null, pr?.url ?? null];
+  return [
+    r.deliveryId, r.trigger, r.owner, r.repo, r.repoUrl, r.defaultBranch, r.branch, r.sha, r.mergedAt, pr?.number ?? null, pr?.title ?? null, pr?.url ?? null,
+    r.images === undefined ? null : JSON.stringify(r.images),
+  ];
+}
+
+/**
+ * expandGroup's plan, checked before anything is written: each service once,
+ * every need another service of the plan. The pipeline has validated
+ * dockerInfo.json already, so a bad plan is a programming error: it throws.
+ */
+export function checkPlan(images: PlannedImage[]): void {
+  const services = new Set<string>();
+  for (const i of images) {
+    if (services.has(i.service)) throw new Error(`expandGroup: service ${i.service} is planned twice`);
+    services.add(i.service);
+  }
+  for (const i of images) {
+    for (const n of i.needs) {
+      if (!services.has(n) || n === i.service) throw new Error(`expandGroup: ${i.service} needs ${JSON.stringify(n)}, which is not another image of the plan`);
+    }
+  }
 }

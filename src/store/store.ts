@@ -23,6 +23,21 @@ export interface BuildRecord extends BuildRequest {
   latestPushed: boolean;
   failure?: string;
   notes: string[];
+  /**
+   * Image builds of a multi-image merge point at the merge's own build (the
+   * "head", which read dockerInfo.json and planned them): that is the group.
+   * Undefined for heads and for single-image builds.
+   */
+  groupId?: number;
+  /** Image builds: the service_name of dockerInfo.json's entry they build. */
+  service?: string;
+  /** Image builds: the services of the same group that must have pushed before this one starts, sorted by name ([] for any other build). */
+  needs: string[];
+  /** What the image's inputs hash to (git tree/blob SHAs, its entry, its dependencies'); equal to the last success's means "unchanged". */
+  fingerprint?: string;
+  force: boolean;
+  /** A manual build limited to these images. */
+  images?: string[];
   /** The worker holding the running build, and until when (ms since the epoch) unless it renews. */
   leaseOwner?: string;
   leaseUntil?: number;
@@ -38,6 +53,13 @@ export interface ListQuery {
   before?: number;
 }
 
+/** One image of a multi-image merge, as its head planned it. */
+export interface PlannedImage {
+  service: string;
+  needs: string[];
+  fingerprint?: string;
+}
+
 /** Who holds a claimed build, and for how long before another worker may take it over. */
 export interface Lease {
   owner: string;
@@ -50,8 +72,10 @@ export interface Lease {
  * (shared by receivers and workers on many hosts), pass one contract suite
  * (test/contract/store-contract.ts). The rules live in constraints and
  * single statements, never in a read followed by a write:
- * - one build per delivery, and one live build per repository + commit;
- * - one running build per repository, claimed in merge order;
+ * - one build per delivery, and one live build per repository + commit
+ *   (and one live forced one; a merge's image builds belong to its head's);
+ * - one running merge per repository, claimed in merge order (the image
+ *   builds of one merge run in parallel, one build per image at a time);
  * - `latest` and a version tag are claimed atomically before they are pushed.
  *
  * Writes about a running build name the lease owner: a worker whose lease ran
@@ -64,6 +88,9 @@ export interface Store {
    * Records a delivery's build before dockhook answers 2xx. A delivery or a
    * commit that already has a live or successful build is a duplicate; one
    * whose build failed gets a fresh attempt (that is what Redeliver is for).
+   * A forced request is a duplicate only of a forced build of the commit
+   * still queued or running. (A group counts as failed once one of its
+   * images failed: the head is marked failed with it.)
    */
   enqueue(request: BuildRequest): Promise<EnqueueResult>;
   /** Several deliveries in one transaction: what a burst of deliveries costs once. */
@@ -75,9 +102,12 @@ export interface Store {
 
   /**
    * Takes the next build that may run now, under a lease: a queued one whose
-   * retry delay has passed, whose repository has no running build and no
-   * earlier merge still waiting; or a running one whose lease ran out (its
-   * worker died), which runs again from the start.
+   * retry delay has passed, whose repository has no running build of another
+   * merge and no earlier merge still waiting, and whose `needs` (builds of its
+   * own group) are all final (succeeded or failed: the pipeline fails a build
+   * whose dependency failed); or a running one whose lease ran out (its
+   * worker died), which runs again from the start. Image builds of one group
+   * run in parallel; groups of one repository run one after another.
    */
   claimNext(lease: Lease): Promise<BuildRecord | undefined>;
   /** Extends the lease; false when the build is no longer this owner's (taken over, or finished). */
@@ -85,7 +115,20 @@ export interface Store {
   /** When (ms since the epoch) the next build may become claimable by time alone: a retry delay or a lease running out. */
   nextWakeAt(): Promise<number | undefined>;
 
-  setImage(id: number, image: string, version: string): Promise<void>;
+  /**
+   * A running head (under `owner`'s lease) read a multi-image dockerInfo.json:
+   * one transaction queues one build per image (group = the head, needs as
+   * given, the head's request and force copied) and marks the head succeeded
+   * with `note`. Returns the image builds in the order given; undefined, and
+   * nothing written, when the lease is no longer `owner`'s.
+   */
+  expandGroup(headId: number, images: PlannedImage[], note: string, owner: string): Promise<BuildRecord[] | undefined>;
+  /** The image builds of a group, by id. */
+  listGroup(groupId: number): Promise<BuildRecord[]>;
+  /** The image's last successful build that pushed something, in merge order (merged_at, then id): what "unchanged" compares with. */
+  lastSuccess(image: string): Promise<BuildRecord | undefined>;
+
+  setImage(id: number, image: string, version: string, fingerprint?: string): Promise<void>;
   /** True when a later merge of this image has already moved `latest`: then this build must leave it alone. */
   hasLaterLatest(image: string, mergedAt: string, id: number): Promise<boolean>;
   /** Atomically takes `latest` of the image for this build unless a later merge holds it; false means leave `latest` alone. */
@@ -106,6 +149,7 @@ export interface Store {
   recordPush(id: number, pushed: PushedRef, isLatest: boolean): Promise<void>;
   /** The final writes: false when the lease is no longer `owner`'s, and nothing was changed. */
   markSucceeded(id: number, owner: string): Promise<boolean>;
+  /** An image build that fails also marks its group's head failed ("<service> failed"), in the same transaction, so a redelivery of the merge builds again. */
   markFailed(id: number, reason: string, owner: string): Promise<boolean>;
   /** Puts a running build back in the queue: a retry after `delayMs`, or a build interrupted by a stop. */
   requeue(id: number, delayMs: number, reason: string | undefined, owner: string): Promise<boolean>;

@@ -1,9 +1,13 @@
 import assert from 'node:assert/strict';
+import { rmSync } from 'node:fs';
 import { describe, it, type TestContext } from 'node:test';
+import Database from 'better-sqlite3';
 import type { BuildRequest } from '../../src/intake.js';
 import type { PgStore } from '../../src/store/postgres/pg-store.js';
+import { MIGRATIONS as PG_MIGRATIONS } from '../../src/store/postgres/schema.js';
 import type { SqliteStore } from '../../src/store/sqlite/sqlite-store.js';
-import type { BuildRecord, Lease, Store } from '../../src/store/store.js';
+import { MIGRATIONS as SQLITE_MIGRATIONS } from '../../src/store/sqlite/schema.js';
+import type { BuildRecord, Lease, PlannedImage, Store } from '../../src/store/store.js';
 import { until } from '../support/wait.js';
 
 /**
@@ -79,6 +83,63 @@ async function setSchemaVersion(store: Store, version: number): Promise<void> {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** Claims `head` (it must be next) and plans its images under that lease. */
+async function expand(store: Store, head: BuildRecord, images: PlannedImage[], lease: Lease = W1): Promise<BuildRecord[]> {
+  await claim(store, head.id, lease);
+  const planned = await store.expandGroup(head.id, images, `queued ${images.map((i) => i.service).join(', ')}`, lease.owner);
+  assert.ok(planned, 'expandGroup under the lease queues the images');
+  return planned;
+}
+
+const image = (service: string, needs: string[] = [], fingerprint?: string): PlannedImage => ({ service, needs, fingerprint });
+const requestOf = (b: BuildRecord) => ({
+  deliveryId: b.deliveryId, trigger: b.trigger, owner: b.owner, repo: b.repo, repoUrl: b.repoUrl, defaultBranch: b.defaultBranch,
+  branch: b.branch, sha: b.sha, mergedAt: b.mergedAt, pullRequest: b.pullRequest,
+});
+
+/**
+ * Replaces the store's database with one at the schema version before this
+ * code's newest, holding a succeeded build (with its delivery and a push)
+ * and a queued one, written with that version's SQL. The store is closed;
+ * reopen() migrates it.
+ */
+async function previousSchemaWithRows(store: Store, rows: { succeeded: BuildRequest; queued: BuildRequest }): Promise<number> {
+  const columns = 'delivery_id, trigger, owner, repo, repo_url, default_branch, branch, sha, merged_at, pr_number, pr_title, pr_url, state, created_at, image, version, pushed';
+  const values = (r: BuildRequest, state: string) => [
+    r.deliveryId, r.trigger, r.owner, r.repo, r.repoUrl, r.defaultBranch, r.branch, r.sha, r.mergedAt, r.pullRequest?.number ?? null, r.pullRequest?.title ?? null,
+    r.pullRequest?.url ?? null, state, Date.now(), state === 'succeeded' ? 'app' : null, state === 'succeeded' ? '1.0.0' : null,
+    JSON.stringify(state === 'succeeded' ? [{ ref: 'registry.test/app:1.0.0', tag: '1.0.0', digest: `sha256:${'a'.repeat(64)}` }] : []),
+  ];
+  if (store.kind === 'sqlite') {
+    const file = (store as SqliteStore).db.name;
+    await store.close();
+    for (const suffix of ['', '-wal', '-shm']) rmSync(file + suffix, { force: true });
+    const previous = SQLITE_MIGRATIONS.length - 1;
+    const db = new Database(file);
+    for (const step of SQLITE_MIGRATIONS.slice(0, previous)) db.exec(step);
+    db.pragma(`user_version = ${previous}`);
+    const insert = db.prepare(`INSERT INTO builds (${columns}) VALUES (${columns.split(',').map(() => '?').join(', ')}) RETURNING id`);
+    const done = insert.get(...values(rows.succeeded, 'succeeded')) as { id: number };
+    db.prepare('INSERT INTO deliveries (delivery_id, build_id, received_at) VALUES (?, ?, ?)').run(rows.succeeded.deliveryId, done.id, Date.now());
+    insert.run(...values(rows.queued, 'queued'));
+    db.close();
+    return previous;
+  }
+  const pool = (store as PgStore).pool;
+  const previous = PG_MIGRATIONS.length - 1;
+  const { rows: tables } = await pool.query<{ tablename: string }>("SELECT tablename FROM pg_tables WHERE schemaname = 'public'");
+  await pool.query(`DROP TABLE ${tables.map((t) => `"${t.tablename}"`).join(', ')} CASCADE`);
+  for (const step of PG_MIGRATIONS.slice(0, previous)) await pool.query(step);
+  await pool.query('CREATE TABLE schema_version (version INTEGER NOT NULL)');
+  await pool.query('INSERT INTO schema_version (version) VALUES ($1)', [previous]);
+  const insert = `INSERT INTO builds (${columns}) VALUES (${columns.split(',').map((_, i) => `$${i + 1}`).join(', ')}) RETURNING id`;
+  const done = await pool.query<{ id: number }>(insert, values(rows.succeeded, 'succeeded'));
+  await pool.query('INSERT INTO deliveries (delivery_id, build_id, received_at) VALUES ($1, $2, $3)', [rows.succeeded.deliveryId, done.rows[0]!.id, Date.now()]);
+  await pool.query(insert, values(rows.queued, 'queued'));
+  await store.close();
+  return previous;
+}
+
 export function storeContract(name: string, open: () => Promise<OpenedStore>): void {
   /** One case: a fresh store, cleaned up whatever happens. */
   const test = (title: string, body: (store: Store, opened: OpenedStore, t: TestContext) => Promise<void>) =>
@@ -121,7 +182,9 @@ export function storeContract(name: string, open: () => Promise<OpenedStore>): v
         assert.deepEqual(b.pushed, []);
         assert.deepEqual(b.notes, []);
         assert.equal(b.latestPushed, false);
-        for (const field of ['firstStartedAt', 'startedAt', 'finishedAt', 'image', 'version', 'failure', 'leaseOwner', 'leaseUntil'] as const) {
+        assert.deepEqual(b.needs, []);
+        assert.equal(b.force, false);
+        for (const field of ['firstStartedAt', 'startedAt', 'finishedAt', 'image', 'version', 'failure', 'leaseOwner', 'leaseUntil', 'groupId', 'service', 'fingerprint', 'images'] as const) {
           assert.equal(b[field], undefined, `${field} is unset on a new build`);
         }
         assert.ok(b.runAfter <= Date.now(), 'claimable now');
@@ -449,12 +512,18 @@ export function storeContract(name: string, open: () => Promise<OpenedStore>): v
         assert.equal(after.latestPushed, true);
       });
 
-      test('setImage records the image and version', async (store) => {
+      test('setImage records the image and version, and the fingerprint when given', async (store) => {
         const b = await queued(store, request());
         await store.setImage(b.id, 'registry.test/acme/app', '1.2.3');
         const after = (await store.get(b.id))!;
         assert.equal(after.image, 'registry.test/acme/app');
         assert.equal(after.version, '1.2.3');
+        assert.equal(after.fingerprint, undefined);
+        await store.setImage(b.id, 'registry.test/acme/app', '1.2.4', 'sha256:f1');
+        assert.equal((await store.get(b.id))!.fingerprint, 'sha256:f1');
+        await store.setImage(b.id, 'registry.test/acme/app', '1.2.5');
+        const kept = (await store.get(b.id))!;
+        assert.deepEqual([kept.version, kept.fingerprint], ['1.2.5', 'sha256:f1'], 'no fingerprint given: the one recorded stays');
       });
     });
 
@@ -511,6 +580,288 @@ export function storeContract(name: string, open: () => Promise<OpenedStore>): v
         assert.deepEqual(await Promise.all([store.claimRetention(a.id), store.claimRetention(a.id), store.claimRetention(a.id)]).then((r) => r.filter(Boolean).length), 1);
         assert.equal(await store.claimRetention(a.id), false);
         assert.equal(await store.claimRetention(b.id), true);
+      });
+    });
+
+
+    describe('forced builds', () => {
+      test('a forced request for a commit with a succeeded build is queued; another forced one while it is live is a duplicate; an unforced one stays a duplicate of the success', async (store) => {
+        const done = await queued(store, request({ trigger: 'manual' }));
+        await finish(store, done, 'succeeded');
+        const unforced = await store.enqueue(request({ trigger: 'manual', sha: done.sha }));
+        assert.equal(unforced.outcome, 'duplicate');
+        assert.equal(unforced.build.id, done.id);
+
+        const forcedRequest = request({ trigger: 'manual', sha: done.sha, force: true, images: ['api', 'web'] });
+        const forced = await queued(store, forcedRequest);
+        assert.notEqual(forced.id, done.id);
+        assert.equal(forced.force, true);
+        assert.deepEqual(forced.images, ['api', 'web']);
+        assert.deepEqual(await store.get(forced.id), forced);
+
+        const second = request({ trigger: 'manual', sha: done.sha, force: true });
+        const dup = await store.enqueue(second);
+        assert.equal(dup.outcome, 'duplicate', 'a forced build of the commit is queued already');
+        assert.equal(dup.build.id, forced.id);
+        assert.equal((await store.enqueue({ ...second, sha: 'f'.repeat(40) })).build.id, forced.id, 'that delivery now names the forced build');
+        const stillUnforced = await store.enqueue(request({ sha: done.sha }));
+        assert.equal(stillUnforced.outcome, 'duplicate', 'forcing changes nothing for unforced requests');
+        assert.equal(stillUnforced.build.id, done.id);
+
+        await claim(store, forced.id);
+        const whileRunning = await store.enqueue(request({ trigger: 'manual', sha: done.sha, force: true }));
+        assert.equal(whileRunning.outcome, 'duplicate', 'running is live too');
+        assert.equal(whileRunning.build.id, forced.id);
+        assert.ok(await store.markSucceeded(forced.id, W1.owner));
+        const again = await queued(store, request({ trigger: 'manual', sha: done.sha, force: true }));
+        assert.ok(again.id > forced.id, 'once the forced build is over, forcing builds again');
+        assert.deepEqual(await store.enqueueMany([request({ sha: done.sha }), request({ sha: done.sha, force: true })]).then((r) => r.map((x) => [x.outcome, x.build.id])), [
+          ['duplicate', done.id],
+          ['duplicate', again.id],
+        ]);
+      });
+
+      test("a forced head's image builds are forced too", async (store) => {
+        const head = await queued(store, request({ trigger: 'manual', force: true, images: ['api'] }));
+        const [api] = await expand(store, head, [image('api')]);
+        assert.equal(api!.force, true);
+        assert.equal(api!.images, undefined, "the head's selection is the head's: it planned only those images");
+      });
+    });
+
+    describe('multi-image merges', () => {
+      test('expandGroup queues one build per image with the head\'s request, its needs and fingerprint, and marks the head succeeded with the note', async (store) => {
+        const head = await queued(store, request({ repo: 'mono', pullRequest: { number: 7, title: 'three images', url: 'https://github.com/acme/mono/pull/7' } }));
+        await claim(store, head.id);
+        const plan = [image('base', [], 'sha256:base'), image('web'), image('api', ['web', 'base'], 'sha256:api')];
+        assert.equal(await store.expandGroup(head.id, plan, 'not mine', W2.owner), undefined, "another worker's lease: refused");
+        assert.deepEqual(await store.listGroup(head.id), [], 'and nothing written');
+        const untouched = (await store.get(head.id))!;
+        assert.deepEqual([untouched.state, untouched.notes, untouched.leaseOwner], ['running', [], W1.owner]);
+
+        const t0 = Date.now();
+        const images = (await store.expandGroup(head.id, plan, 'dockerInfo.json lists 3 images', W1.owner))!;
+        assert.deepEqual(images.map((b) => b.service), ['base', 'web', 'api'], 'in the order given');
+        for (const b of images) {
+          assert.deepEqual(requestOf(b), requestOf(head), `${b.service} carries the head's request`);
+          assert.equal(b.groupId, head.id);
+          assert.equal(b.state, 'queued');
+          assert.equal(b.attempts, 0);
+          assert.equal(b.force, false);
+          assert.equal(b.images, undefined);
+          assert.deepEqual([b.pushed, b.notes, b.latestPushed, b.leaseOwner, b.image, b.failure], [[], [], false, undefined, undefined, undefined]);
+          assert.ok(b.createdAt >= t0 - 1000 && b.createdAt <= Date.now() + 1000, 'created now');
+          assert.ok(b.id > head.id);
+          assert.deepEqual(await store.get(b.id), b);
+        }
+        const [base, web, api] = images as [BuildRecord, BuildRecord, BuildRecord];
+        assert.deepEqual([base.needs, web.needs, api.needs], [[], [], ['base', 'web']], 'needs by service name, sorted');
+        assert.deepEqual([base.fingerprint, web.fingerprint, api.fingerprint], ['sha256:base', undefined, 'sha256:api']);
+        assert.deepEqual(await store.listGroup(head.id), [...images].sort((a, b) => a.id - b.id));
+        assert.deepEqual(await store.listGroup(base.id), [], 'an image build is no group');
+
+        const after = (await store.get(head.id))!;
+        assert.equal(after.state, 'succeeded');
+        assert.deepEqual(after.notes, ['dockerInfo.json lists 3 images']);
+        assert.deepEqual([after.leaseOwner, after.leaseUntil, after.failure, after.groupId], [undefined, undefined, undefined, undefined]);
+        assert.ok(after.finishedAt! >= t0 - 1000);
+        assert.equal(await store.expandGroup(head.id, plan, 'again', W1.owner), undefined, 'a finished head is not planned twice');
+        assert.equal((await store.listGroup(head.id)).length, 3);
+        assert.equal(await store.markSucceeded(head.id, W1.owner), false, 'the head is finished already');
+
+        const redelivered = await store.enqueue(request({ repo: 'mono', sha: head.sha }));
+        assert.equal(redelivered.outcome, 'duplicate', 'the image builds do not make the commit buildable again');
+        assert.equal(redelivered.build.id, head.id);
+        assert.deepEqual((await store.list({ repo: 'acme/mono', limit: 10 })).map((b) => b.id), [head.id, ...images.map((b) => b.id)].sort((a, b) => b - a));
+        assert.equal((await store.list({ limit: 10 })).find((b) => b.id === api.id)!.needs.length, 2, 'list reads needs too');
+      });
+
+      test('expandGroup refuses a plan whose need names no image of the plan, and writes nothing', async (store) => {
+        const head = await queued(store, request());
+        await claim(store, head.id);
+        await assert.rejects(store.expandGroup(head.id, [image('api', ['bsae']), image('base')], 'n', W1.owner), /bsae/);
+        await assert.rejects(store.expandGroup(head.id, [image('api'), image('api')], 'n', W1.owner), /api/);
+        assert.deepEqual(await store.listGroup(head.id), []);
+        assert.equal((await store.get(head.id))!.state, 'running');
+        assert.deepEqual(await store.expandGroup(head.id, [], 'nothing to build', W1.owner), [], 'an empty plan just ends the head');
+        assert.equal((await store.get(head.id))!.state, 'succeeded');
+      });
+
+      test('the images of one merge are claimed in parallel; one that needs another waits until that one is final, succeeded or failed', async (store) => {
+        const head = await queued(store, request({ repo: 'mono' }));
+        const [base, web, api, docs] = await expand(store, head, [image('base'), image('web'), image('api', ['base']), image('docs', ['api', 'web'])]);
+        assert.equal((await store.claimNext(W1))?.id, base!.id);
+        assert.equal((await store.claimNext(W2))?.id, web!.id, 'web runs beside base');
+        assert.equal(await store.claimNext(W2), undefined, 'api waits for base, docs for api and web');
+        assert.deepEqual((await store.list({ state: 'running', limit: 10 })).map((b) => b.id).sort(), [base!.id, web!.id].sort());
+        assert.ok(await store.markSucceeded(base!.id, W1.owner));
+        assert.equal((await store.claimNext(W1))?.id, api!.id);
+        assert.equal(await store.claimNext(W1), undefined, 'docs waits for both');
+        assert.ok(await store.markFailed(web!.id, 'web broke', W2.owner));
+        assert.equal(await store.claimNext(W2), undefined, 'docs still waits for api');
+        assert.ok(await store.requeue(api!.id, 0, 'registry down', W1.owner));
+        assert.equal((await store.claimNext(W2))?.id, api!.id, 'a requeued need is not final');
+        assert.ok(await store.markFailed(api!.id, 'api broke', W2.owner));
+        const last = await claim(store, docs!.id, W1);
+        assert.deepEqual(last.needs, ['api', 'web'], 'failed needs are final: the pipeline decides what that means');
+      });
+
+      test('the next merge of the repository waits for every image of the group before it, although its head id is lower', async (store) => {
+        const first = await queued(store, request({ repo: 'mono', mergedAt: mergedAt(10) }));
+        const second = await queued(store, request({ repo: 'mono', mergedAt: mergedAt(10) }));
+        const other = await queued(store, request({ repo: 'elsewhere', mergedAt: mergedAt(20) }));
+        const [lib, app] = await expand(store, first, [image('lib'), image('app', ['lib'])]);
+        assert.ok(lib!.id > second.id && app!.id > second.id, 'the images came after the second merge');
+        assert.equal((await store.claimNext(W1))?.id, lib!.id, 'the first merge goes on');
+        assert.equal((await store.claimNext(W2))?.id, other.id, 'other repositories are not held back');
+        assert.equal(await store.claimNext(W2), undefined, 'app waits for lib, the second merge for the first');
+        assert.ok(await store.markSucceeded(lib!.id, W1.owner));
+        assert.equal((await store.claimNext(W2))?.id, app!.id);
+        assert.equal(await store.claimNext(W1), undefined, 'one image of the first merge still runs');
+        assert.ok(await store.requeue(app!.id, 0, 'stopping', W2.owner));
+        assert.equal((await store.claimNext(W1))?.id, app!.id, 'a queued image of the first merge still goes first');
+        assert.ok(await store.markSucceeded(app!.id, W1.owner));
+        assert.equal((await store.claimNext(W1))?.id, second.id, 'now the second merge');
+
+        // A later merge waits for the second merge's images just the same.
+        const third = await queued(store, request({ repo: 'mono', mergedAt: mergedAt(30) }));
+        const [solo] = (await store.expandGroup(second.id, [image('solo')], 'one image', W1.owner))!;
+        assert.equal((await store.claimNext(W1))?.id, solo!.id, 'the image before the later merge');
+        assert.equal(await store.claimNext(W2), undefined, 'the third merge waits for solo');
+        assert.ok(await store.markFailed(solo!.id, 'boom', W1.owner));
+        assert.equal((await store.claimNext(W2))?.id, third.id);
+      });
+
+      test('several claimers at once: every build once, needs final before their dependents start, the merges of a repository one after another', async (store) => {
+        const plan = [image('a'), image('b', ['a']), image('c', ['a']), image('d', ['b', 'c'])];
+        const heads = [
+          await queued(store, request({ repo: 'mono', mergedAt: mergedAt(5) })),
+          await queued(store, request({ repo: 'mono', mergedAt: mergedAt(5) })),
+          await queued(store, request({ repo: 'mono', mergedAt: mergedAt(9) })),
+        ];
+        await queued(store, request({ repo: 'plain', mergedAt: mergedAt(1) }));
+        const total = heads.length * (1 + plan.length) + 1;
+        const claimed: BuildRecord[] = [];
+        const running = new Map<number, number>(); // build id → group key, our own bookkeeping
+        const violations: string[] = [];
+        let failed = false;
+        const worker = async (owner: string) => {
+          while (claimed.length < total && !failed) {
+            const b = await store.claimNext({ owner, ms: 60_000 });
+            if (!b) {
+              await sleep(2);
+              continue;
+            }
+            claimed.push(b);
+            const key = b.groupId ?? b.id;
+            for (const [id, other] of running) {
+              const o = claimed.find((c) => c.id === id)!;
+              if (o.repo === b.repo && other !== key) violations.push(`${owner} claimed ${b.id} (merge ${key}) while ${id} (merge ${other}) ran`);
+            }
+            if (b.needs.length) {
+              const group = await store.listGroup(b.groupId!);
+              for (const n of group.filter((g) => b.needs.includes(g.service!))) {
+                if (n.state !== 'succeeded') violations.push(`${b.service} of ${key} started while ${n.service} was ${n.state}`);
+              }
+            }
+            running.set(b.id, key);
+            await sleep(1 + Math.floor(Math.random() * 8));
+            running.delete(b.id);
+            if (b.repo === 'mono' && b.groupId === undefined) assert.ok(await store.expandGroup(b.id, plan, 'planned', owner));
+            else assert.ok(await store.markSucceeded(b.id, owner));
+          }
+        };
+        await Promise.all(['w1', 'w2', 'w3'].map((w) => worker(w).catch((err: unknown) => {
+          failed = true;
+          throw err;
+        })));
+        assert.deepEqual(violations, []);
+        assert.equal(new Set(claimed.map((b) => b.id)).size, total, 'every build claimed, none twice');
+        const order = claimed.filter((b) => b.repo === 'mono').map((b) => heads.findIndex((h) => h.id === (b.groupId ?? b.id)));
+        assert.deepEqual(order, [...order].sort(), 'merge by merge, in merge order');
+        assert.deepEqual(await store.countByState(), { queued: 0, running: 0, succeeded: total, failed: 0 });
+      });
+
+      test("a lapsed lease of an image build is taken over like any other build's", async (store) => {
+        const head = await queued(store, request({ repo: 'mono' }));
+        const [a, b] = await expand(store, head, [image('a'), image('b')]);
+        assert.equal((await store.claimNext({ owner: 'dead', ms: 100 }))?.id, a!.id);
+        assert.equal((await store.claimNext(W1))?.id, b!.id);
+        const taken = await until('the lapsed lease is taken over', async () => (await store.claimNext(W2)) ?? false, 10_000, 20);
+        assert.equal(taken.id, a!.id);
+        assert.equal(taken.attempts, 2);
+      });
+
+      test('markFailed of an image build fails the head, so a redelivery of the merge builds again; markSucceeded leaves the head alone', async (store) => {
+        const r = request({ repo: 'mono' });
+        const head = await queued(store, r);
+        const [base, api] = await expand(store, head, [image('base'), image('api', ['base'])]);
+        await claim(store, base!.id);
+        assert.ok(await store.markSucceeded(base!.id, W1.owner));
+        assert.equal((await store.get(head.id))!.state, 'succeeded');
+        assert.equal((await store.enqueue(request({ repo: 'mono', sha: r.sha }))).outcome, 'duplicate', 'while no image failed');
+
+        await claim(store, api!.id);
+        assert.ok(await store.markFailed(api!.id, 'docker build failed', W1.owner));
+        const failedApi = (await store.get(api!.id))!;
+        assert.deepEqual([failedApi.state, failedApi.failure], ['failed', 'docker build failed']);
+        const failedHead = (await store.get(head.id))!;
+        assert.deepEqual([failedHead.state, failedHead.failure], ['failed', 'api failed']);
+        assert.equal((await store.get(base!.id))!.state, 'succeeded', 'the other images stay as they are');
+
+        const redelivery = await store.enqueue(request({ repo: 'mono', sha: r.sha }));
+        assert.equal(redelivery.outcome, 'queued');
+        assert.ok(redelivery.build.id > api!.id);
+        assert.equal(redelivery.build.groupId, undefined);
+        const headDelivery = await store.enqueue(r);
+        assert.deepEqual([headDelivery.outcome, headDelivery.build.id], ['duplicate', redelivery.build.id], "the head's own delivery: its build failed, and the commit's fresh build is live");
+      });
+
+      test('once the head failed, another failed image leaves its failure as it was', async (store) => {
+        const head = await queued(store, request({ repo: 'mono' }));
+        const [a, b] = await expand(store, head, [image('a'), image('b')]);
+        await claim(store, a!.id, W1);
+        await claim(store, b!.id, W2);
+        assert.ok(await store.markFailed(b!.id, 'b broke', W2.owner));
+        assert.ok(await store.markFailed(a!.id, 'a broke', W1.owner));
+        assert.equal((await store.get(head.id))!.failure, 'b failed');
+        assert.equal(await store.markFailed(a!.id, 'again', W1.owner), false);
+      });
+
+      test('lastSuccess is the latest merge (then the highest id) of the image that succeeded and pushed something', async (store) => {
+        const push = (tag: string) => ({ ref: `registry.test/api:${tag}`, tag, digest: `sha256:${'c'.repeat(64)}` });
+        assert.equal(await store.lastSuccess('api'), undefined);
+        // Each in its own repository: all run at once, and they end in an order of the test's choosing.
+        const late = await queued(store, request({ repo: 'r-late', mergedAt: mergedAt(20) }));
+        const early = await queued(store, request({ repo: 'r-early', mergedAt: mergedAt(10) }));
+        const empty = await queued(store, request({ repo: 'r-empty', mergedAt: mergedAt(30) }));
+        const failed = await queued(store, request({ repo: 'r-failed', mergedAt: mergedAt(40) }));
+        const running = await queued(store, request({ repo: 'r-running', mergedAt: mergedAt(50) }));
+        const otherImage = await queued(store, request({ repo: 'r-other', mergedAt: mergedAt(60) }));
+        for (const b of [early, late, empty, failed, running, otherImage]) {
+          await claim(store, b.id);
+          await store.setImage(b.id, b === otherImage ? 'web' : 'api', '1', `fp-${b.id}`);
+          if (b !== empty) await store.recordPush(b.id, push(`v${b.id}`), false);
+        }
+        assert.equal(await store.lastSuccess('api'), undefined, 'nothing succeeded yet');
+        assert.ok(await store.markSucceeded(late.id, W1.owner));
+        assert.ok(await store.markSucceeded(early.id, W1.owner));
+        assert.ok(await store.markSucceeded(empty.id, W1.owner));
+        assert.ok(await store.markFailed(failed.id, 'push failed', W1.owner));
+        assert.ok(await store.markSucceeded(otherImage.id, W1.owner));
+        const last = (await store.lastSuccess('api'))!;
+        assert.equal(last.id, late.id, 'the later merge, though it ended first and has the lower id; not the one that pushed nothing, the failed or the running one');
+        assert.equal(last.fingerprint, `fp-${late.id}`);
+        assert.deepEqual(last, await store.get(late.id));
+        assert.equal((await store.lastSuccess('web'))?.id, otherImage.id);
+
+        const tie = await queued(store, request({ repo: 'r-tie', mergedAt: mergedAt(20) }));
+        await claim(store, tie.id);
+        await store.setImage(tie.id, 'api', '1');
+        await store.recordPush(tie.id, push('tie'), false);
+        assert.ok(await store.markSucceeded(tie.id, W1.owner));
+        assert.equal((await store.lastSuccess('api'))?.id, tie.id, 'an equal merge time: the higher id');
+        assert.equal(await store.lastSuccess('nope'), undefined);
       });
     });
 
@@ -581,6 +932,30 @@ export function storeContract(name: string, open: () => Promise<OpenedStore>): v
         assert.equal((await again.enqueue(request({ sha: b.sha }))).outcome, 'duplicate', 'the rules survive too');
         const third = await reopen();
         assert.equal((await third.list({ limit: 10 })).length, 1);
+      });
+
+      test('a database at the previous schema version is migrated, and its builds read back as before (no needs, not forced)', async (store, { reopen }, t) => {
+        if (!reopen) return t.skip('no reopen');
+        const succeeded = request({ repo: 'old', mergedAt: mergedAt(1), pullRequest: { number: 3, title: 'old', url: 'https://github.com/acme/old/pull/3' } });
+        const waiting = request({ repo: 'old', mergedAt: mergedAt(2), pullRequest: undefined });
+        const previous = await previousSchemaWithRows(store, { succeeded, queued: waiting });
+        const migrated = await reopen();
+        assert.ok(await schemaVersion(migrated) > previous);
+        const [newer, older] = await migrated.list({ limit: 10 });
+        assert.deepEqual(requestOf(older!), succeeded);
+        assert.deepEqual(requestOf(newer!), waiting);
+        for (const b of [older!, newer!]) {
+          assert.deepEqual(b.needs, []);
+          assert.equal(b.force, false);
+          for (const field of ['groupId', 'service', 'fingerprint', 'images'] as const) assert.equal(b[field], undefined, `${field} of a migrated build`);
+        }
+        assert.deepEqual([older!.state, older!.image, older!.pushed.length], ['succeeded', 'app', 1]);
+        assert.equal((await migrated.lastSuccess('app'))?.id, older!.id);
+        assert.equal((await migrated.enqueue(succeeded)).build.id, older!.id, 'the delivery is still known');
+        assert.equal((await migrated.enqueue(request({ repo: 'old', sha: succeeded.sha }))).outcome, 'duplicate', 'the commit rule holds for old rows');
+        assert.equal((await migrated.enqueue(request({ repo: 'old', sha: succeeded.sha, force: true }))).outcome, 'queued');
+        assert.equal((await migrated.claimNext(W1))?.id, newer!.id, 'the old queued build is claimed as before');
+        assert.equal(await migrated.claimNext(W2), undefined, 'and holds its repository');
       });
 
       test('a database at a schema version newer than this code knows refuses to open, naming the version', async (store, { reopen }, t) => {

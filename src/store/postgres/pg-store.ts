@@ -2,9 +2,9 @@ import pg from 'pg';
 import { AppError } from '../../errors.js';
 import type { BuildRequest } from '../../intake.js';
 import type { Logger } from '../../log.js';
-import { emptyCounts, requestValues, toRecord, type BuildRow } from '../rows.js';
+import { checkPlan, emptyCounts, requestValues, toRecord, type BuildRow } from '../rows.js';
 import { schemaTooNew } from '../schema-version.js';
-import type { BuildRecord, BuildState, EnqueueResult, Lease, ListQuery, PushedRef, Store } from '../store.js';
+import type { BuildRecord, BuildState, EnqueueResult, Lease, ListQuery, PlannedImage, PushedRef, Store } from '../store.js';
 import { isConnectionError, redactDatabaseUrl, unavailable } from './errors.js';
 import { PgNotifier } from './notifier.js';
 import { MIGRATIONS } from './schema.js';
@@ -17,6 +17,10 @@ const NOW = `(extract(epoch from clock_timestamp()) * 1000)::bigint`;
 /** Any number: the key of the advisory lock that serialises migrations across starting processes. */
 const MIGRATION_LOCK = 0x646f636b; // 'dock'
 export const QUEUED_CHANNEL = 'dockhook_queued';
+/** A builds row with its needs (the service names of the builds it waits for, a jsonb array), for toRecord; also as a RETURNING list. */
+const COLUMNS = `builds.*, (SELECT COALESCE(jsonb_agg(n.service), '[]'::jsonb) FROM build_needs bn JOIN builds n ON n.id = bn.needs_id WHERE bn.build_id = builds.id) AS needs`;
+/** A row's group: its head's id for an image build, its own id otherwise. */
+const groupKey = (t: string) => `COALESCE(${t}.group_id, ${t}.id)`;
 
 type Queryable = pg.Pool | pg.PoolClient;
 
@@ -133,23 +137,28 @@ export class PgStore implements Store {
   }
 
   private async enqueueIn(client: pg.PoolClient, request: BuildRequest): Promise<EnqueueResult> {
-    const seen = await this.q<BuildRow>('SELECT b.* FROM deliveries d JOIN builds b ON b.id = d.build_id WHERE d.delivery_id = $1', [request.deliveryId], client);
+    const seen = await this.q<BuildRow>(`SELECT ${COLUMNS} FROM deliveries d JOIN builds ON builds.id = d.build_id WHERE d.delivery_id = $1`, [request.deliveryId], client);
     if (seen.rows[0] && seen.rows[0].state !== 'failed') return { outcome: 'duplicate', build: toRecord(seen.rows[0]) };
+    // The unique index on live builds of a commit decides (for a forced request: on its queued or
+    // running forced build). Each WHERE is its index's, word for word, so ON CONFLICT infers it.
+    const live = request.force
+      ? "state IN ('queued', 'running') AND group_id IS NULL AND forced"
+      : "state <> 'failed' AND group_id IS NULL AND NOT forced";
     // A concurrent transaction inserting the same commit makes ours wait, then DO NOTHING: one build, never two.
     const inserted = await this.q<BuildRow>(
-      `INSERT INTO builds (delivery_id, trigger, owner, repo, repo_url, default_branch, branch, sha, merged_at, pr_number, pr_title, pr_url, state, created_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'queued', ${NOW})
-       ON CONFLICT (owner, repo, sha) WHERE state <> 'failed' DO NOTHING RETURNING *`,
-      requestValues(request),
+      `INSERT INTO builds (delivery_id, trigger, owner, repo, repo_url, default_branch, branch, sha, merged_at, pr_number, pr_title, pr_url, only_images, forced, state, created_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13::jsonb, $14, 'queued', ${NOW})
+       ON CONFLICT (owner, repo, sha) WHERE ${live} DO NOTHING RETURNING ${COLUMNS}`,
+      [...requestValues(request), request.force === true],
       client,
     );
     const build = inserted.rows[0];
     if (!build) {
-      const live = await this.q<BuildRow>("SELECT * FROM builds WHERE owner = $1 AND repo = $2 AND sha = $3 AND state <> 'failed'", [request.owner, request.repo, request.sha], client);
-      // Failed between our insert and this read: the caller's retry inserts a fresh build.
-      if (!live.rows[0]) throw new RetryEnqueue();
-      await this.q(`INSERT INTO deliveries (delivery_id, build_id, received_at) VALUES ($1, $2, ${NOW}) ON CONFLICT (delivery_id) DO NOTHING`, [request.deliveryId, live.rows[0].id], client);
-      return { outcome: 'duplicate', build: toRecord(live.rows[0]) };
+      const existing = await this.q<BuildRow>(`SELECT ${COLUMNS} FROM builds WHERE owner = $1 AND repo = $2 AND sha = $3 AND ${live}`, [request.owner, request.repo, request.sha], client);
+      // Failed (or, forced, finished) between our insert and this read: the caller's retry inserts a fresh build.
+      if (!existing.rows[0]) throw new RetryEnqueue();
+      await this.q(`INSERT INTO deliveries (delivery_id, build_id, received_at) VALUES ($1, $2, ${NOW}) ON CONFLICT (delivery_id) DO NOTHING`, [request.deliveryId, existing.rows[0].id], client);
+      return { outcome: 'duplicate', build: toRecord(existing.rows[0]) };
     }
     await this.q(
       `INSERT INTO deliveries (delivery_id, build_id, received_at) VALUES ($1, $2, ${NOW}) ON CONFLICT (delivery_id) DO UPDATE SET build_id = excluded.build_id`,
@@ -188,7 +197,7 @@ export class PgStore implements Store {
   }
 
   async get(id: number): Promise<BuildRecord | undefined> {
-    const { rows } = await this.q<BuildRow>('SELECT * FROM builds WHERE id = $1', [id]);
+    const { rows } = await this.q<BuildRow>(`SELECT ${COLUMNS} FROM builds WHERE id = $1`, [id]);
     return rows[0] ? toRecord(rows[0]) : undefined;
   }
 
@@ -202,7 +211,7 @@ export class PgStore implements Store {
     }
     if (query.state) where.push(`state = ${arg(query.state)}`);
     if (query.before !== undefined) where.push(`id < ${arg(query.before)}`);
-    const sql = `SELECT * FROM builds ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ${arg(query.limit)}`;
+    const sql = `SELECT ${COLUMNS} FROM builds ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ${arg(query.limit)}`;
     return (await this.q<BuildRow>(sql, args)).rows.map(toRecord);
   }
 
@@ -215,29 +224,34 @@ export class PgStore implements Store {
 
   async claimNext(lease: Lease): Promise<BuildRecord | undefined> {
     // A build locked by another claimer is skipped, and while uncommitted it still counts as the
-    // repository's earlier queued merge, so the next merge of that repository is not taken either.
+    // repository's earlier queued merge (or as a queued need), so what waits for it is not taken either.
+    // A group's images appear (and its head ends) in one commit, so no snapshot shows a merge with nothing live.
     const sql = `
       WITH next AS (
         SELECT b.id FROM builds b
          WHERE (b.state = 'queued' AND b.run_after <= ${NOW}
+                -- another merge of the repository running, or waiting and earlier (a group is one merge)
                 AND NOT EXISTS (
-                  SELECT 1 FROM builds o WHERE o.owner = b.owner AND o.repo = b.repo AND o.id <> b.id
-                    AND (o.state = 'running' OR (o.state = 'queued' AND (o.merged_at < b.merged_at OR (o.merged_at = b.merged_at AND o.id < b.id))))))
+                  SELECT 1 FROM builds o WHERE o.owner = b.owner AND o.repo = b.repo AND ${groupKey('o')} <> ${groupKey('b')}
+                    AND (o.state = 'running' OR (o.state = 'queued' AND (o.merged_at < b.merged_at OR (o.merged_at = b.merged_at AND ${groupKey('o')} < ${groupKey('b')})))))
+                -- an image of its own group it needs, not final yet
+                AND NOT EXISTS (
+                  SELECT 1 FROM build_needs bn JOIN builds n ON n.id = bn.needs_id WHERE bn.build_id = b.id AND n.state IN ('queued', 'running')))
             -- another worker's lapsed lease; our own build is still running here
             OR (b.state = 'running' AND b.lease_until <= ${NOW} AND b.lease_owner <> $1)
-         ORDER BY (b.state = 'running') DESC, b.merged_at, b.id
+         ORDER BY (b.state = 'running') DESC, b.merged_at, ${groupKey('b')}, b.id
          LIMIT 1
          FOR UPDATE OF b SKIP LOCKED)
       UPDATE builds SET state = 'running', attempts = attempts + 1, started_at = ${NOW}, first_started_at = COALESCE(first_started_at, ${NOW}),
              lease_owner = $1, lease_until = ${NOW} + $2
         FROM next WHERE builds.id = next.id
-      RETURNING builds.*`;
+      RETURNING ${COLUMNS}`;
     for (let attempt = 1; ; attempt++) {
       try {
         const { rows } = await this.q<BuildRow>(sql, [lease.owner, lease.ms]);
         return rows[0] ? toRecord(rows[0]) : undefined;
       } catch (err) {
-        // Another worker started a build of the same repository in the same instant: the unique index said no.
+        // Another worker started a build of the same repository (and image) in the same instant: the unique index said no.
         if ((err as { code?: string }).code !== '23505' || attempt >= 3) throw err;
       }
     }
@@ -259,8 +273,56 @@ export class PgStore implements Store {
     return Date.now() + (row.t - row.now);
   }
 
-  async setImage(id: number, image: string, version: string): Promise<void> {
-    await this.q('UPDATE builds SET image = $2, version = $3 WHERE id = $1', [id, image, version]);
+  async expandGroup(headId: number, images: PlannedImage[], note: string, owner: string): Promise<BuildRecord[] | undefined> {
+    checkPlan(images);
+    return this.transaction(async (client) => {
+      // Locked: a takeover of a lapsed lease waits for this, then finds the head finished.
+      const head = await this.q("SELECT id FROM builds WHERE id = $1 AND state = 'running' AND lease_owner = $2 FOR UPDATE", [headId, owner], client);
+      if (head.rowCount !== 1) return undefined;
+      const { rows } = await this.q<{ id: number; service: string }>(
+        `INSERT INTO builds (delivery_id, trigger, owner, repo, repo_url, default_branch, branch, sha, merged_at, pr_number, pr_title, pr_url, forced,
+                             state, created_at, group_id, service, fingerprint)
+         SELECT h.delivery_id, h.trigger, h.owner, h.repo, h.repo_url, h.default_branch, h.branch, h.sha, h.merged_at, h.pr_number, h.pr_title, h.pr_url, h.forced,
+                'queued', ${NOW}, h.id, p.service, p.fingerprint
+           FROM builds h, unnest($2::text[], $3::text[]) WITH ORDINALITY AS p (service, fingerprint, n)
+          WHERE h.id = $1 ORDER BY p.n
+         RETURNING id, service`,
+        [headId, images.map((i) => i.service), images.map((i) => i.fingerprint ?? null)],
+        client,
+      );
+      const byService = new Map(rows.map((r) => [r.service, r.id]));
+      const pairs = images.flatMap((i) => [...new Set(i.needs)].map((n) => [byService.get(i.service)!, byService.get(n)!]));
+      if (pairs.length) {
+        await this.q('INSERT INTO build_needs (build_id, needs_id) SELECT * FROM unnest($1::bigint[], $2::bigint[])', [pairs.map((p) => p[0]), pairs.map((p) => p[1])], client);
+      }
+      await this.q(
+        `UPDATE builds SET state = 'succeeded', failure = NULL, finished_at = ${NOW}, lease_owner = NULL, lease_until = NULL, notes = notes || jsonb_build_array($2::text)
+          WHERE id = $1`,
+        [headId, note],
+        client,
+      );
+      if (rows.length) await this.q(`SELECT pg_notify('${QUEUED_CHANNEL}', '')`, [], client);
+      const ids = images.map((i) => byService.get(i.service)!);
+      const built = await this.q<BuildRow>(`SELECT ${COLUMNS} FROM builds WHERE id = ANY($1::bigint[])`, [ids], client);
+      const byId = new Map(built.rows.map((r) => [Number(r.id), toRecord(r)]));
+      return ids.map((id) => byId.get(id)!);
+    });
+  }
+
+  async listGroup(groupId: number): Promise<BuildRecord[]> {
+    return (await this.q<BuildRow>(`SELECT ${COLUMNS} FROM builds WHERE group_id = $1 ORDER BY id`, [groupId])).rows.map(toRecord);
+  }
+
+  async lastSuccess(image: string): Promise<BuildRecord | undefined> {
+    const { rows } = await this.q<BuildRow>(
+      `SELECT ${COLUMNS} FROM builds WHERE image = $1 AND state = 'succeeded' AND jsonb_array_length(pushed) > 0 ORDER BY merged_at DESC, id DESC LIMIT 1`,
+      [image],
+    );
+    return rows[0] ? toRecord(rows[0]) : undefined;
+  }
+
+  async setImage(id: number, image: string, version: string, fingerprint?: string): Promise<void> {
+    await this.q('UPDATE builds SET image = $2, version = $3, fingerprint = COALESCE($4, fingerprint) WHERE id = $1', [id, image, version, fingerprint ?? null]);
   }
 
   async hasLaterLatest(image: string, mergedAt: string, id: number): Promise<boolean> {
@@ -328,8 +390,11 @@ export class PgStore implements Store {
 
   async markFailed(id: number, reason: string, owner: string): Promise<boolean> {
     const { rowCount } = await this.q(
+      // An image of a merge failed: so did the merge (its head), whose redelivery then builds again.
       `WITH done AS (UPDATE builds SET state = 'failed', failure = $3, finished_at = ${NOW}, lease_owner = NULL, lease_until = NULL
-                      WHERE id = $1 AND state = 'running' AND lease_owner = $2 RETURNING id)
+                      WHERE id = $1 AND state = 'running' AND lease_owner = $2 RETURNING id, group_id, service),
+            head AS (UPDATE builds h SET state = 'failed', failure = COALESCE(done.service, 'an image') || ' failed'
+                       FROM done WHERE h.id = done.group_id AND h.state = 'succeeded' RETURNING h.id)
        SELECT pg_notify('${QUEUED_CHANNEL}', '') FROM done`,
       [id, owner, reason],
     );

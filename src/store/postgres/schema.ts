@@ -1,9 +1,9 @@
 /**
  * PostgreSQL's schema, step by step: index i goes from version i to i + 1,
  * and schema_version holds the version a database is at. The same rules as
- * SQLite's, as constraints: one live build per commit, one running build per
- * repository, one delivery row per GUID, one `latest` holder per image, one
- * commit per image:version.
+ * SQLite's, as constraints: one live build per commit (and one live forced
+ * one), one running build per repository and image, one delivery row per
+ * GUID, one `latest` holder per image, one commit per image:version.
  */
 export const MIGRATIONS: string[] = [
   `
@@ -68,5 +68,29 @@ CREATE TABLE build_logs (
 );
 -- one row, rewritten by /readyz to prove the store accepts writes
 CREATE TABLE probe (id INTEGER PRIMARY KEY, at BIGINT NOT NULL);
+`,
+  // 2: multi-image merges (a head and its image builds, with their needs), forced and image-limited manual builds
+  `
+ALTER TABLE builds
+  ADD COLUMN group_id    BIGINT,
+  ADD COLUMN service     TEXT,
+  ADD COLUMN fingerprint TEXT,
+  ADD COLUMN forced      BOOLEAN NOT NULL DEFAULT false,
+  ADD COLUMN only_images JSONB;
+-- a commit has one live or successful unforced build, and one queued or running forced build; image builds (group_id set) belong to their head's
+DROP INDEX builds_one_live_per_commit;
+CREATE UNIQUE INDEX builds_one_live_per_commit ON builds (owner, repo, sha) WHERE state <> 'failed' AND group_id IS NULL AND NOT forced;
+CREATE UNIQUE INDEX builds_one_forced_live_per_commit ON builds (owner, repo, sha) WHERE state IN ('queued', 'running') AND group_id IS NULL AND forced;
+-- the images of one merge run in parallel, one build per image at a time
+DROP INDEX builds_one_running_per_repo;
+CREATE UNIQUE INDEX builds_one_running_per_image ON builds (owner, repo, (COALESCE(service, ''))) WHERE state = 'running';
+CREATE INDEX builds_group ON builds (group_id) WHERE group_id IS NOT NULL;
+CREATE INDEX builds_image_success ON builds (image, merged_at) WHERE state = 'succeeded';
+-- an image build waits for these builds of its group (by id)
+CREATE TABLE build_needs (
+  build_id BIGINT NOT NULL REFERENCES builds (id),
+  needs_id BIGINT NOT NULL REFERENCES builds (id),
+  PRIMARY KEY (build_id, needs_id)
+);
 `,
 ];

@@ -71,4 +71,27 @@ INSERT OR IGNORE INTO version_commits (image, version, sha)
   SELECT image, version, sha FROM builds WHERE state = 'succeeded' AND image IS NOT NULL AND version IS NOT NULL ORDER BY id;
 UPDATE builds SET retention_claimed = 1 WHERE state = 'succeeded';
 `,
+  // 3: multi-image merges (a head and its image builds, with their needs), forced and image-limited manual builds
+  `
+ALTER TABLE builds ADD COLUMN group_id INTEGER;
+ALTER TABLE builds ADD COLUMN service TEXT;
+ALTER TABLE builds ADD COLUMN fingerprint TEXT;
+ALTER TABLE builds ADD COLUMN forced INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE builds ADD COLUMN only_images TEXT;
+-- a commit has one live or successful unforced build, and one queued or running forced build; image builds (group_id set) belong to their head's
+DROP INDEX builds_one_live_per_commit;
+CREATE UNIQUE INDEX builds_one_live_per_commit ON builds (owner, repo, sha) WHERE state != 'failed' AND group_id IS NULL AND forced = 0;
+CREATE UNIQUE INDEX builds_one_forced_live_per_commit ON builds (owner, repo, sha) WHERE state IN ('queued', 'running') AND group_id IS NULL AND forced = 1;
+-- the images of one merge run in parallel, one build per image at a time
+DROP INDEX builds_one_running_per_repo;
+CREATE UNIQUE INDEX builds_one_running_per_image ON builds (owner, repo, COALESCE(service, '')) WHERE state = 'running';
+CREATE INDEX builds_group ON builds (group_id) WHERE group_id IS NOT NULL;
+CREATE INDEX builds_image_success ON builds (image, merged_at) WHERE state = 'succeeded';
+-- an image build waits for these builds of its group (by id)
+CREATE TABLE build_needs (
+  build_id INTEGER NOT NULL REFERENCES builds (id),
+  needs_id INTEGER NOT NULL REFERENCES builds (id),
+  PRIMARY KEY (build_id, needs_id)
+);
+`,
 ];

@@ -3,10 +3,15 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import type { BuildRequest } from '../../intake.js';
-import { emptyCounts, requestValues, toRecord, type BuildRow } from '../rows.js';
+import { checkPlan, emptyCounts, requestValues, toRecord, type BuildRow } from '../rows.js';
 import { schemaTooNew } from '../schema-version.js';
-import type { BuildRecord, BuildState, EnqueueResult, Lease, ListQuery, PushedRef, Store } from '../store.js';
+import type { BuildRecord, BuildState, EnqueueResult, Lease, ListQuery, PlannedImage, PushedRef, Store } from '../store.js';
 import { MIGRATIONS } from './schema.js';
+
+/** A builds row with its needs (the service names of the builds it waits for, as a JSON array), for toRecord. */
+const COLUMNS = `builds.*, (SELECT json_group_array(n.service) FROM build_needs bn JOIN builds n ON n.id = bn.needs_id WHERE bn.build_id = builds.id) AS needs`;
+/** A row's group: its head's id for an image build, its own id otherwise. */
+const groupKey = (t: string) => `COALESCE(${t}.group_id, ${t}.id)`;
 
 /**
  * The embedded store, DATA_DIR/dockhook.sqlite, for one host. better-sqlite3
@@ -68,25 +73,29 @@ export class SqliteStore implements Store {
   }
 
   private getSync(id: number): BuildRecord | undefined {
-    const row = this.prepare<[number], BuildRow>('SELECT * FROM builds WHERE id = ?').get(id);
+    const row = this.prepare<[number], BuildRow>(`SELECT ${COLUMNS} FROM builds WHERE id = ?`).get(id);
     return row ? toRecord(row) : undefined;
   }
 
   private enqueueSync(request: BuildRequest): EnqueueResult {
-    const seen = this.prepare<[string], BuildRow>('SELECT b.* FROM deliveries d JOIN builds b ON b.id = d.build_id WHERE d.delivery_id = ?').get(request.deliveryId);
+    const seen = this.prepare<[string], BuildRow>(`SELECT ${COLUMNS} FROM deliveries d JOIN builds ON builds.id = d.build_id WHERE d.delivery_id = ?`).get(request.deliveryId);
     if (seen && seen.state !== 'failed') return { outcome: 'duplicate', build: toRecord(seen) };
     const now = this.clock();
-    // The unique index on live builds of a commit decides; DO NOTHING means one already exists.
+    // The unique index on live builds of a commit decides (for a forced request: on its queued or
+    // running forced build); DO NOTHING means one already exists. Each WHERE is its index's, word for word.
+    const live = request.force
+      ? "state IN ('queued', 'running') AND group_id IS NULL AND forced = 1"
+      : "state != 'failed' AND group_id IS NULL AND forced = 0";
     const inserted = this.prepare<unknown[], { id: number }>(
-      `INSERT INTO builds (delivery_id, trigger, owner, repo, repo_url, default_branch, branch, sha, merged_at, pr_number, pr_title, pr_url, state, created_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?)
-       ON CONFLICT (owner, repo, sha) WHERE state != 'failed' DO NOTHING RETURNING id`,
-    ).get(...requestValues(request), now);
+      `INSERT INTO builds (delivery_id, trigger, owner, repo, repo_url, default_branch, branch, sha, merged_at, pr_number, pr_title, pr_url, only_images, forced, state, created_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?)
+       ON CONFLICT (owner, repo, sha) WHERE ${live} DO NOTHING RETURNING id`,
+    ).get(...requestValues(request), request.force ? 1 : 0, now);
     if (!inserted) {
-      const live = this.prepare<[string, string, string], BuildRow>("SELECT * FROM builds WHERE owner = ? AND repo = ? AND sha = ? AND state != 'failed'")
+      const existing = this.prepare<[string, string, string], BuildRow>(`SELECT ${COLUMNS} FROM builds WHERE owner = ? AND repo = ? AND sha = ? AND ${live}`)
         .get(request.owner, request.repo, request.sha)!;
-      this.prepare('INSERT OR IGNORE INTO deliveries (delivery_id, build_id, received_at) VALUES (?, ?, ?)').run(request.deliveryId, live.id, now);
-      return { outcome: 'duplicate', build: toRecord(live) };
+      this.prepare('INSERT OR IGNORE INTO deliveries (delivery_id, build_id, received_at) VALUES (?, ?, ?)').run(request.deliveryId, existing.id, now);
+      return { outcome: 'duplicate', build: toRecord(existing) };
     }
     this.prepare('INSERT INTO deliveries (delivery_id, build_id, received_at) VALUES (?, ?, ?) ON CONFLICT (delivery_id) DO UPDATE SET build_id = excluded.build_id')
       .run(request.deliveryId, inserted.id, now);
@@ -125,7 +134,7 @@ export class SqliteStore implements Store {
       where.push('id < ?');
       args.push(query.before);
     }
-    const sql = `SELECT * FROM builds ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ?`;
+    const sql = `SELECT ${COLUMNS} FROM builds ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ?`;
     return this.prepare<(string | number)[], BuildRow>(sql).all(...args, query.limit).map(toRecord);
   }
 
@@ -141,11 +150,15 @@ export class SqliteStore implements Store {
       const row = this.prepare<[number, number, string], { id: number }>(
         `SELECT id FROM builds b
           WHERE (b.state = 'queued' AND b.run_after <= ?
+                 -- another merge of the repository running, or waiting and earlier (a group is one merge)
                  AND NOT EXISTS (
-                   SELECT 1 FROM builds o WHERE o.owner = b.owner AND o.repo = b.repo AND o.id != b.id
-                     AND (o.state = 'running' OR (o.state = 'queued' AND (o.merged_at < b.merged_at OR (o.merged_at = b.merged_at AND o.id < b.id))))))
+                   SELECT 1 FROM builds o WHERE o.owner = b.owner AND o.repo = b.repo AND ${groupKey('o')} != ${groupKey('b')}
+                     AND (o.state = 'running' OR (o.state = 'queued' AND (o.merged_at < b.merged_at OR (o.merged_at = b.merged_at AND ${groupKey('o')} < ${groupKey('b')})))))
+                 -- an image of its own group it needs, not final yet
+                 AND NOT EXISTS (
+                   SELECT 1 FROM build_needs bn JOIN builds n ON n.id = bn.needs_id WHERE bn.build_id = b.id AND n.state IN ('queued', 'running')))
              OR (b.state = 'running' AND b.lease_until <= ? AND b.lease_owner != ?)
-          ORDER BY b.state = 'running' DESC, b.merged_at, b.id LIMIT 1`,
+          ORDER BY b.state = 'running' DESC, b.merged_at, ${groupKey('b')}, b.id LIMIT 1`,
       ).get(now, now, lease.owner);
       if (!row) return undefined;
       this.prepare(
@@ -170,8 +183,45 @@ export class SqliteStore implements Store {
     return row?.t ?? undefined;
   }
 
-  async setImage(id: number, image: string, version: string): Promise<void> {
-    this.prepare('UPDATE builds SET image = ?, version = ? WHERE id = ?').run(image, version, id);
+  async expandGroup(headId: number, images: PlannedImage[], note: string, owner: string): Promise<BuildRecord[] | undefined> {
+    checkPlan(images);
+    const builds = this.db.transaction(() => {
+      const head = this.prepare<[number, string], { id: number }>("SELECT id FROM builds WHERE id = ? AND state = 'running' AND lease_owner = ?").get(headId, owner);
+      if (!head) return undefined;
+      const now = this.clock();
+      const insert = this.prepare<[number, string, string | null, number], { id: number }>(
+        `INSERT INTO builds (delivery_id, trigger, owner, repo, repo_url, default_branch, branch, sha, merged_at, pr_number, pr_title, pr_url, forced,
+                             state, created_at, group_id, service, fingerprint)
+         SELECT delivery_id, trigger, owner, repo, repo_url, default_branch, branch, sha, merged_at, pr_number, pr_title, pr_url, forced,
+                'queued', ?, id, ?, ? FROM builds WHERE id = ? RETURNING id`,
+      );
+      const byService = new Map<string, number>();
+      for (const image of images) byService.set(image.service, insert.get(now, image.service, image.fingerprint ?? null, headId)!.id);
+      const need = this.prepare('INSERT INTO build_needs (build_id, needs_id) VALUES (?, ?)');
+      for (const image of images) for (const n of new Set(image.needs)) need.run(byService.get(image.service)!, byService.get(n)!);
+      this.prepare(
+        `UPDATE builds SET state = 'succeeded', failure = NULL, finished_at = ?, lease_owner = NULL, lease_until = NULL, notes = json_insert(notes, '$[#]', ?)
+          WHERE id = ?`,
+      ).run(now, note, headId);
+      return images.map((i) => this.getSync(byService.get(i.service)!)!);
+    })();
+    if (builds?.length) this.queued.emit('queued');
+    return builds;
+  }
+
+  async listGroup(groupId: number): Promise<BuildRecord[]> {
+    return this.prepare<[number], BuildRow>(`SELECT ${COLUMNS} FROM builds WHERE group_id = ? ORDER BY id`).all(groupId).map(toRecord);
+  }
+
+  async lastSuccess(image: string): Promise<BuildRecord | undefined> {
+    const row = this.prepare<[string], BuildRow>(
+      `SELECT ${COLUMNS} FROM builds WHERE image = ? AND state = 'succeeded' AND json_array_length(pushed) > 0 ORDER BY merged_at DESC, id DESC LIMIT 1`,
+    ).get(image);
+    return row ? toRecord(row) : undefined;
+  }
+
+  async setImage(id: number, image: string, version: string, fingerprint?: string): Promise<void> {
+    this.prepare('UPDATE builds SET image = ?, version = ?, fingerprint = COALESCE(?, fingerprint) WHERE id = ?').run(image, version, fingerprint ?? null, id);
   }
 
   async hasLaterLatest(image: string, mergedAt: string, id: number): Promise<boolean> {
@@ -223,9 +273,19 @@ export class SqliteStore implements Store {
   }
 
   async markFailed(id: number, reason: string, owner: string): Promise<boolean> {
-    return this.prepare(
-      "UPDATE builds SET state = 'failed', failure = ?, finished_at = ?, lease_owner = NULL, lease_until = NULL WHERE id = ? AND state = 'running' AND lease_owner = ?",
-    ).run(reason, this.clock(), id, owner).changes === 1;
+    return this.db.transaction(() => {
+      const failed = this.prepare(
+        "UPDATE builds SET state = 'failed', failure = ?, finished_at = ?, lease_owner = NULL, lease_until = NULL WHERE id = ? AND state = 'running' AND lease_owner = ?",
+      ).run(reason, this.clock(), id, owner).changes === 1;
+      // An image of a merge failed: so did the merge, whose redelivery then builds again.
+      if (failed) {
+        this.prepare(
+          `UPDATE builds SET state = 'failed', failure = (SELECT COALESCE(i.service, 'an image') || ' failed' FROM builds i WHERE i.id = ?)
+            WHERE id = (SELECT group_id FROM builds WHERE id = ?) AND state = 'succeeded'`,
+        ).run(id, id);
+      }
+      return failed;
+    })();
   }
 
   async requeue(id: number, delayMs: number, reason: string | undefined, owner: string): Promise<boolean> {
