@@ -81,8 +81,8 @@ export async function startService(config: Config, options: ServiceOptions): Pro
       workerStore,
       logs,
       {
-        run: async (build, signal, out) => {
-          const result = await runPipeline(
+        run: async (build, signal, out, progress) => {
+          return runPipeline(
             {
               octokit,
               docker,
@@ -94,11 +94,11 @@ export async function startService(config: Config, options: ServiceOptions): Pro
             build,
             signal,
             { line: (text) => out.line(scrub(text)), close: () => out.close() },
+            progress,
           );
-          return result.summary;
         },
         report: async (build, state, description) => {
-          await reportStatus(octokit, { owner: build.owner, repo: build.repo, sha: build.sha, buildId: build.id }, state, description, config.publicUrl, log);
+          await reportStatus(octokit, { owner: build.owner, repo: build.repo, sha: build.sha, buildId: build.id, service: build.service }, state, description, config.publicUrl, log);
         },
         finished: (_build, outcome, ms) => {
           metrics.builds.inc({ outcome });

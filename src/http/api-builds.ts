@@ -65,8 +65,9 @@ export function buildsApiRouter(deps: BuildsApiDeps): Router {
 
   router.get('/api/builds/:id', read, async (req, res) => {
     const build = await findBuild(deps.store, req.params.id as string);
+    const group = build.groupId === undefined ? await deps.store.listGroup(build.id) : undefined;
     res.set('Cache-Control', 'no-cache');
-    res.json(toBuildView(build, viewOptions()));
+    res.json(toBuildView(build, viewOptions(), group));
   });
 
   router.get('/api/builds/:id/log', read, async (req, res) => {

@@ -24,6 +24,25 @@ export interface ImageView {
   tags: TagView[];
 }
 
+/**
+ * An unchanged image whose version was bumped is one manifest under two
+ * version tags, and the registry can only delete the manifest: deleting the
+ * old version would silently take the new one too. Refuse, naming them.
+ */
+async function refuseSharedVersions(registry: RegistryClient, name: string, tag: string, tags: string[]): Promise<void> {
+  const versions = tags.filter((t) => t !== tag && t !== 'latest' && !t.startsWith('sha-'));
+  if (!versions.length) return;
+  const limit = pLimit(DESCRIBE_CONCURRENCY);
+  const digest = await registry.getManifestDigest(name, tag);
+  const digests = await Promise.all(versions.map((t) => limit(() => registry.getManifestDigest(name, t))));
+  const shared = versions.filter((_t, i) => digests[i] === digest);
+  if (shared.length) {
+    throw new AppError(409, `${name}:${tag} is the same image as ${shared.map((t) => `${name}:${t}`).join(', ')} (a version bump of an unchanged image); deleting it deletes those too`, {
+      hint: 'add ?shared=delete to delete them all',
+    });
+  }
+}
+
 /** Manifest + config reads in flight at once for one request: quick for dozens of tags, gentle on the registry. */
 const DESCRIBE_CONCURRENCY = 8;
 
@@ -93,9 +112,14 @@ export function imagesApiRouter(deps: ImagesApiDeps): Router {
   router.delete('/api/images/*name/tags/:tag', write, async (req, res) => {
     const name = repositoryName(req.params.name);
     const tag = tagName(req.params.tag);
+    const query = req.query as Record<string, unknown>;
+    const unknown = Object.keys(query).filter((k) => k !== 'shared');
+    if (unknown.length) throw new AppError(400, `unknown query parameter ${unknown.join(', ')}`, { hint: 'use shared=delete' });
+    if (query.shared !== undefined && query.shared !== 'delete') throw new AppError(400, 'shared must be delete');
     const { digest, alsoRemoved } = await fromRegistry(async () => {
       const before = await deps.registry.listTags(name);
       if (!before.includes(tag)) throw new AppError(404, `tag ${name}:${tag} not found in the registry`);
+      if (query.shared !== 'delete') await refuseSharedVersions(deps.registry, name, tag, before);
       const deleted = await deps.registry.deleteTag(name, tag);
       // The registry deletes the manifest, and with it every tag of this repository that pointed at it.
       const after = new Set(await deps.registry.listTags(name));

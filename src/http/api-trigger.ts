@@ -8,6 +8,7 @@ import type { Logger } from '../log.js';
 import type { Store } from '../store/store.js';
 import { isStoreUnavailable } from '../store/store-errors.js';
 import { requireApiToken } from './api-auth.js';
+import { isValidRepositoryName } from '../docker-reference.js';
 
 export interface TriggerApiDeps {
   config: Pick<Config, 'apiToken' | 'apiTokenReads'>;
@@ -23,7 +24,11 @@ interface TriggerBody {
   owner: string;
   repo: string;
   ref: string;
+  force: boolean;
+  images?: string[];
 }
+
+
 
 // GitHub's own rules: owners are letters, digits and '-'; repository names add '.' and '_'.
 const REPO = /^([A-Za-z0-9-]{1,39})\/([A-Za-z0-9._-]{1,100})$/;
@@ -33,17 +38,25 @@ const FULL_SHA = /^[0-9a-f]{40}$/;
 
 /** The body, checked field by field so the 400 names the one that is wrong. */
 function parseBody(body: unknown): TriggerBody {
-  const usage = { hint: 'send JSON {"repo": "owner/name", "ref": "<branch, tag or commit sha>"} with Content-Type: application/json' };
+  const usage = { hint: 'send JSON {"repo": "owner/name", "ref": "<branch, tag or commit sha>", "force": false, "images": ["api"]} with Content-Type: application/json' };
   if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new AppError(400, 'body must be a JSON object', usage);
   const b = body as Record<string, unknown>;
-  const unknown = Object.keys(b).filter((k) => k !== 'repo' && k !== 'ref');
+  const unknown = Object.keys(b).filter((k) => !['repo', 'ref', 'force', 'images'].includes(k));
   if (unknown.length) throw new AppError(400, `unknown field ${unknown.join(', ')}`, usage);
   if (b.repo === undefined) throw new AppError(400, 'repo is required', usage);
   const repo = typeof b.repo === 'string' ? REPO.exec(b.repo) : null;
   if (!repo || repo[2] === '.' || repo[2] === '..') throw new AppError(400, 'repo must be "owner/name" (a GitHub repository)', usage);
   if (b.ref === undefined) throw new AppError(400, 'ref is required', usage);
   if (typeof b.ref !== 'string' || !REF.test(b.ref)) throw new AppError(400, 'ref must be a branch, tag or commit sha', usage);
-  return { owner: repo[1]!, repo: repo[2]!, ref: b.ref };
+  if (b.force !== undefined && typeof b.force !== 'boolean') throw new AppError(400, 'force must be true or false', usage);
+  let images: string[] | undefined;
+  if (b.images !== undefined) {
+    if (!Array.isArray(b.images) || b.images.length === 0 || b.images.length > 50) throw new AppError(400, 'images must be a non-empty array of service names from dockerInfo.json', usage);
+    const badName = b.images.find((n) => typeof n !== 'string' || !isValidRepositoryName(n));
+    if (badName !== undefined) throw new AppError(400, `images: ${JSON.stringify(badName)} is not a service name`, usage);
+    images = [...new Set(b.images as string[])];
+  }
+  return { owner: repo[1]!, repo: repo[2]!, ref: b.ref, force: b.force === true, images };
 }
 
 function statusOf(err: unknown): number | undefined {
@@ -106,8 +119,10 @@ async function branchOf(octokit: GitHubClient, owner: string, repo: string, ref:
 }
 
 /**
- * POST /api/builds {"repo": "owner/name", "ref": "..."}: queues the same build
- * a merge of that commit would, without a pull request. Needs API_TOKEN.
+ * POST /api/builds {"repo": "owner/name", "ref": "...", "force"?, "images"?}:
+ * queues the same build a merge of that commit would, without a pull
+ * request; `force` rebuilds what is unchanged or already built, `images`
+ * limits a multi-image dockerInfo.json to those entries. Needs API_TOKEN.
  */
 export function triggerApiRouter(deps: TriggerApiDeps): Router {
   const router = Router();
@@ -116,7 +131,7 @@ export function triggerApiRouter(deps: TriggerApiDeps): Router {
   // The token is checked before the body is even read.
   router.post('/api/builds', write, express.json({ limit: '16kb', type: () => true }), async (req, res) => {
     if (deps.isStopping()) throw new AppError(503, 'dockhook is shutting down', { hint: 'try again once it is back' });
-    const { owner, repo, ref } = parseBody(req.body);
+    const { owner, repo, ref, force, images } = parseBody(req.body);
     const repository = await readRepository(deps.octokit, owner, repo);
     const sha = await resolveRef(deps.octokit, owner, repo, ref);
     const branch = await branchOf(deps.octokit, owner, repo, ref, repository.defaultBranch);
@@ -131,6 +146,8 @@ export function triggerApiRouter(deps: TriggerApiDeps): Router {
       sha,
       // Orders this build among merges of the image, and lets it move `latest` only if nothing later did.
       mergedAt: new Date().toISOString(),
+      ...(force ? { force } : {}),
+      ...(images ? { images } : {}),
     };
     let result;
     try {
@@ -143,11 +160,11 @@ export function triggerApiRouter(deps: TriggerApiDeps): Router {
     const log = deps.log.child({ repo: `${owner}/${repo}`, sha, ref, build: result.build.id, trigger: 'manual' });
     if (result.outcome === 'duplicate') {
       log.info({ state: result.build.state }, 'manual build asked for a commit that already has a build');
-      res.status(200).json({ duplicate: result.build.id, sha });
+      res.status(200).json({ duplicate: result.build.id, sha, hint: force ? 'a forced build of this commit is already queued or running' : 'send "force": true to build it again' });
       return;
     }
-    log.info({ branch }, 'manual build queued');
-    res.status(202).json({ build: result.build.id, sha, branch });
+    log.info({ branch, force, images }, 'manual build queued');
+    res.status(202).json({ build: result.build.id, sha, branch, force, images: images ?? null });
     deps.onQueued();
   });
   return router;

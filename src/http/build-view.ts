@@ -33,6 +33,32 @@ export interface BuildView {
   links: { page: string; log: string; commit: string };
   /** One `docker pull <ref>` line per pushed reference. */
   pull: string[];
+  /** The dockerInfo.json entry an image build of a multi-image merge builds; null otherwise. */
+  service: string | null;
+  /** For an image build: the merge's build, which planned the group. */
+  group: { id: number; page: string } | null;
+  /** Services of the same merge this image waited for. */
+  needs: string[];
+  fingerprint: string | null;
+  /** Rebuilt on demand ("force": true): nothing was reused. */
+  force: boolean;
+  /** For a multi-image merge's own build: its images, one build each; null otherwise. */
+  images: GroupImageView[] | null;
+}
+
+/** One image of a merge, as the merge's view lists it. */
+export interface GroupImageView {
+  id: number;
+  service: string | null;
+  state: BuildState;
+  image: string | null;
+  version: string | null;
+  needs: string[];
+  /** The version tag's reference and digest once pushed (or reused). */
+  ref: string | null;
+  digest: string | null;
+  failure: string | null;
+  page: string;
 }
 
 export interface BuildViewOptions {
@@ -44,8 +70,27 @@ export interface BuildViewOptions {
 
 const iso = (ms: number | undefined): string | null => (ms === undefined ? null : new Date(ms).toISOString());
 
-/** Pure: the same record always gives the same view (no clock), so it is a unit test. */
-export function toBuildView(build: BuildRecord, options: BuildViewOptions): BuildView {
+function toGroupImage(b: BuildRecord, options: BuildViewOptions): GroupImageView {
+  const main = b.pushed.find((p) => p.tag === b.version) ?? b.pushed[0];
+  return {
+    id: b.id,
+    service: b.service ?? null,
+    state: b.state,
+    image: b.image ? `${options.registry}/${b.image}` : null,
+    version: b.version ?? null,
+    needs: [...b.needs],
+    ref: main?.ref ?? null,
+    digest: main?.digest ?? null,
+    failure: b.failure ?? null,
+    page: `${options.publicUrl ?? ''}/builds/${b.id}`,
+  };
+}
+
+/**
+ * Pure: the same record always gives the same view (no clock), so it is a
+ * unit test. `group` is the merge's image builds, when `build` planned them.
+ */
+export function toBuildView(build: BuildRecord, options: BuildViewOptions, group?: BuildRecord[]): BuildView {
   const base = options.publicUrl ?? '';
   const started = build.firstStartedAt ?? build.startedAt;
   const repoUrl = build.repoUrl.replace(/\/+$/, '');
@@ -78,5 +123,11 @@ export function toBuildView(build: BuildRecord, options: BuildViewOptions): Buil
       commit: `${repoUrl}/commit/${build.sha}`,
     },
     pull: pushed.map((p) => `docker pull ${p.ref}`),
+    service: build.service ?? null,
+    group: build.groupId === undefined ? null : { id: build.groupId, page: `${base}/builds/${build.groupId}` },
+    needs: [...build.needs],
+    fingerprint: build.fingerprint ?? null,
+    force: build.force,
+    images: group?.length ? group.map((b) => toGroupImage(b, options)) : null,
   };
 }

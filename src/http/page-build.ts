@@ -39,6 +39,22 @@ ${b.notes.length ? html`<dt>Notes</dt><dd><ul class="notes">${b.notes.map((n) =>
 </dl>`;
 }
 
+/** A merge's images together: one row per image build, base before app. */
+function groupSection(b: BuildView): SafeHtml {
+  if (b.group) {
+    return html`<p class="group-link">Image <code>${b.service}</code> of <a href="${safeUrl(b.group.page)}">merge build #${b.group.id}</a>${b.needs.length ? html`, built after ${b.needs.join(', ')}` : ''}${b.force ? ' (forced)' : ''}</p>`;
+  }
+  if (!b.images) return html``;
+  return html`<section class="group" id="group">
+<h2>Images of this merge</h2>
+<table class="builds"><thead><tr><th>Image</th><th>State</th><th>Build</th><th>Reference</th><th>After</th></tr></thead>
+<tbody>${b.images.map(
+    (i) => html`<tr data-id="${i.id}"><td class="mono">${i.service}</td><td><a class="badge badge-${i.state}" href="${safeUrl(i.page)}">${i.state}</a></td><td class="num"><a href="${safeUrl(i.page)}">#${i.id}</a></td>
+<td>${i.ref ? html`<code>${i.ref}</code><div class="digest mono">${i.digest}</div>` : i.failure ? html`<span class="failure-text">${i.failure}</span>` : html`<span class="muted">—</span>`}</td><td class="mono">${i.needs.join(', ')}</td></tr>`,
+  )}</tbody></table>
+</section>`;
+}
+
 export function renderBuildBody(b: BuildView, log: string[]): SafeHtml {
   const pr = b.pullRequest;
   const live = b.state === 'queued' || b.state === 'running';
@@ -50,6 +66,7 @@ export function renderBuildBody(b: BuildView, log: string[]): SafeHtml {
 <h2>Pull the image</h2>
 <ul class="pull-list" id="pull-list">${pullItems(b)}</ul>
 </section>
+${groupSection(b)}
 ${facts(b)}
 <section class="log-section">
 <div class="log-head"><h2>Log</h2><span class="muted" id="log-status">${live ? 'following live…' : ''}</span><a class="raw" href="/api/builds/${b.id}/log">raw</a></div>

@@ -18,9 +18,11 @@ export interface IndexModel {
  */
 
 function tags(b: BuildView): SafeHtml {
-  if (b.pushed.length) return html`${b.pushed.map((p) => html`<code class="tag">${p.tag}</code> `)}`;
-  if (b.image && b.version) return html`<span class="muted">${b.version}</span>`;
-  return html`<span class="muted">—</span>`;
+  const svc = b.service ? html`<span class="svc mono">${b.service}</span> ` : '';
+  if (b.pushed.length) return html`${svc}${b.pushed.map((p) => html`<code class="tag">${p.tag}</code> `)}`;
+  if (b.image && b.version) return html`${svc}<span class="muted">${b.version}</span>`;
+  if (b.group === null && b.state === 'succeeded' && !b.image) return html`<span class="muted">several images</span>`;
+  return html`${svc}<span class="muted">—</span>`;
 }
 
 function duration(b: BuildView, now: number): SafeHtml {

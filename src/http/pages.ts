@@ -82,7 +82,8 @@ export function pagesRouter(deps: PagesDeps): Router {
       return;
     }
     const lines = completeLines(await deps.logs.read(build.id));
-    sendPage(res, 200, `Build #${build.id}`, renderBuildBody(toBuildView(build, viewOptions()), lines), 'build.js');
+    const group = build.groupId === undefined ? await deps.store.listGroup(build.id) : undefined;
+    sendPage(res, 200, `Build #${build.id}`, renderBuildBody(toBuildView(build, viewOptions(), group), lines), 'build.js');
   });
 
   return router;

@@ -2,6 +2,11 @@ import type { GitHubClient } from '../github.js';
 import type { Logger } from '../log.js';
 
 export const STATUS_CONTEXT = 'dockhook';
+
+/** `dockhook` for a single-image build (existing branch protection rules keep matching), `dockhook/<service>` for each image of a multi-image merge. */
+export function statusContext(service: string | undefined): string {
+  return service ? `${STATUS_CONTEXT}/${service}` : STATUS_CONTEXT;
+}
 const MAX_DESCRIPTION = 140;
 
 export type StatusState = 'pending' | 'success' | 'failure' | 'error';
@@ -17,6 +22,8 @@ export interface StatusTarget {
   repo: string;
   sha: string;
   buildId: number;
+  /** The image of a multi-image merge; undefined for a single-image build. */
+  service?: string;
 }
 
 /**
@@ -37,7 +44,7 @@ export async function reportStatus(
       repo: target.repo,
       sha: target.sha,
       state,
-      context: STATUS_CONTEXT,
+      context: statusContext(target.service),
       description: toStatusDescription(description),
       target_url: publicUrl ? `${publicUrl}/builds/${target.buildId}` : undefined,
     });

@@ -49,7 +49,7 @@ function relativePath(what: string) {
   });
 }
 
-const schema = z.object({
+const entry = z.object({
   service_name: serviceName,
   version: z.union([tag, z.number().transform(String).pipe(tag)], { error: 'must be a string such as "1.4.2"' }),
   dockerfile: relativePath('file path').default('Dockerfile'),
@@ -67,15 +67,28 @@ const schema = z.object({
     })
     .max(20, 'at most 20 extra tags')
     .default([]),
+  depends_on: z.array(serviceName, { error: 'must be an array of service names from this file' }).max(50, 'at most 50 dependencies').default([]),
 });
+
+type Entry = z.output<typeof entry>;
+
+/** One image of a multi-image dockerInfo.json: a BuildSpec and the images it is built on. */
+export interface ImageSpec extends BuildSpec {
+  /** Service names of the same file that must have pushed before this one builds. */
+  needs: string[];
+}
+
+/** What a dockerInfo.json asks for: the seeds' single object, or {"images": [...]}. */
+export type DockerInfo = { format: 'single'; images: [ImageSpec] } | { format: 'multi'; images: ImageSpec[] };
+
+const MAX_IMAGES = 50;
 
 function describeIssue(issue: z.core.$ZodIssue): string {
   const field = issue.path.length ? issue.path.map(String).join('.') : '(file)';
   return `${field} ${issue.message}`;
 }
 
-/** dockerInfo.json text → BuildSpec, or a SpecError naming the first bad field. */
-export function parseDockerInfo(text: string): BuildSpec {
+function parseJson(text: string): Record<string, unknown> {
   let raw: unknown;
   try {
     raw = JSON.parse(text.replace(/^\uFEFF/, ''));
@@ -83,16 +96,24 @@ export function parseDockerInfo(text: string): BuildSpec {
     throw new SpecError(`dockerInfo.json is not valid JSON: ${(err as Error).message}`);
   }
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
-    throw new SpecError('dockerInfo.json must be an object like {"service_name": "api", "version": "1.4.2"}');
+    throw new SpecError('dockerInfo.json must be an object like {"service_name": "api", "version": "1.4.2"} or {"images": [...]}');
   }
-  const parsed = schema.safeParse(raw);
+  return raw as Record<string, unknown>;
+}
+
+/** One entry (the whole file in the single format): `where` prefixes the message, e.g. "images.1 (api) ". */
+function parseEntry(raw: Record<string, unknown>, where: string): ImageSpec {
+  const parsed = entry.safeParse(raw);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
     const field = String(issue.path[0] ?? '');
-    const missing = issue.path.length === 1 && field !== '' && (raw as Record<string, unknown>)[field] === undefined;
-    throw new SpecError(missing ? `dockerInfo.json: ${field} is required` : `dockerInfo.json: ${describeIssue(issue)}`);
+    const missing = issue.path.length === 1 && field !== '' && raw[field] === undefined;
+    throw new SpecError(missing ? `dockerInfo.json: ${where}${field} is required` : `dockerInfo.json: ${where}${describeIssue(issue)}`);
   }
-  const d = parsed.data;
+  return toSpec(parsed.data);
+}
+
+function toSpec(d: Entry): ImageSpec {
   return {
     serviceName: d.service_name,
     version: d.version,
@@ -101,7 +122,96 @@ export function parseDockerInfo(text: string): BuildSpec {
     buildArgs: d.build_args,
     target: d.target,
     extraTags: [...new Set(d.tags.filter((t) => t !== d.version))],
+    needs: [...new Set(d.depends_on)],
   };
+}
+
+/** dockerInfo.json text in the seeds' single-object format → BuildSpec, or a SpecError naming the first bad field. */
+export function parseDockerInfo(text: string): BuildSpec {
+  const { needs: _needs, ...spec } = parseSingle(parseJson(text));
+  return spec;
+}
+
+function parseSingle(raw: Record<string, unknown>): ImageSpec {
+  const spec = parseEntry(raw, '');
+  if (spec.needs.length) throw new SpecError('dockerInfo.json: depends_on needs the {"images": [...]} format: list the images it names there');
+  return spec;
+}
+
+/**
+ * Either format, validated whole before anything is built: every entry's
+ * fields, then names unique, dependencies known, and no cycle. Each error
+ * names the entry (its index and service_name) and the field.
+ */
+export function readDockerInfo(text: string): DockerInfo {
+  const raw = parseJson(text);
+  if (!('images' in raw)) return { format: 'single', images: [parseSingle(raw)] };
+  if ('service_name' in raw) throw new SpecError('dockerInfo.json: use either "images" or a top-level "service_name", not both');
+  const list = raw.images;
+  if (!Array.isArray(list) || list.length === 0) throw new SpecError('dockerInfo.json: images must be a non-empty array of {"service_name": ..., "version": ...}');
+  if (list.length > MAX_IMAGES) throw new SpecError(`dockerInfo.json: images has ${list.length} entries; at most ${MAX_IMAGES}`);
+  const images = list.map((item, i) => {
+    const name = typeof item === 'object' && item !== null && typeof (item as Record<string, unknown>).service_name === 'string' ? ` (${String((item as Record<string, unknown>).service_name)})` : '';
+    if (typeof item !== 'object' || item === null || Array.isArray(item)) throw new SpecError(`dockerInfo.json: images.${i} must be an object like {"service_name": "api", "version": "1.4.2"}`);
+    return parseEntry(item as Record<string, unknown>, `images.${i}${name} `);
+  });
+  const index = new Map<string, number>();
+  images.forEach((img, i) => {
+    const first = index.get(img.serviceName);
+    if (first !== undefined) throw new SpecError(`dockerInfo.json: images.${i} (${img.serviceName}) service_name is a duplicate of images.${first}; each image needs its own name`);
+    index.set(img.serviceName, i);
+  });
+  images.forEach((img, i) => {
+    for (const need of img.needs) {
+      if (!index.has(need)) throw new SpecError(`dockerInfo.json: images.${i} (${img.serviceName}) depends_on names "${need}", which is not a service_name in images`);
+    }
+  });
+  const cycle = findCycle(images);
+  if (cycle) {
+    const at = index.get(cycle[0]!)!;
+    throw new SpecError(`dockerInfo.json: images.${at} (${cycle[0]}) depends_on makes a cycle: ${cycle.join(' → ')}; an image cannot wait for itself`);
+  }
+  return { format: 'multi', images };
+}
+
+/** The first dependency cycle in file order, as names from its start back to it; undefined when there is none. */
+function findCycle(images: ImageSpec[]): string[] | undefined {
+  const needs = new Map(images.map((i) => [i.serviceName, i.needs]));
+  const done = new Set<string>();
+  const path: string[] = [];
+  const visit = (name: string): string[] | undefined => {
+    const at = path.indexOf(name);
+    if (at >= 0) return [...path.slice(at), name];
+    if (done.has(name)) return undefined;
+    path.push(name);
+    for (const need of needs.get(name) ?? []) {
+      const found = visit(need);
+      if (found) return found;
+    }
+    path.pop();
+    done.add(name);
+    return undefined;
+  };
+  for (const img of images) {
+    const found = visit(img.serviceName);
+    if (found) return found;
+  }
+  return undefined;
+}
+
+/** Images in an order where each comes after what it needs (file order otherwise). */
+export function buildOrder(images: ImageSpec[]): ImageSpec[] {
+  const byName = new Map(images.map((i) => [i.serviceName, i]));
+  const out: ImageSpec[] = [];
+  const seen = new Set<string>();
+  const add = (img: ImageSpec) => {
+    if (seen.has(img.serviceName)) return;
+    seen.add(img.serviceName);
+    for (const need of img.needs) add(byName.get(need)!);
+    out.push(img);
+  };
+  images.forEach(add);
+  return out;
 }
 
 /** The tags one build pushes, in order: version, sha-<7>, extras. */

@@ -7,9 +7,21 @@ import { LeaseKeeper } from './lease-keeper.js';
 
 export type BuildOutcome = 'succeeded' | 'failed' | 'retrying' | 'interrupted';
 
+export interface RunResult {
+  /** One line for GitHub and the log. */
+  summary: string;
+  /** The store already recorded the build's end (a multi-image head that queued its images): the worker writes nothing more. */
+  recorded?: boolean;
+  /** Report nothing to GitHub (a multi-image head: its images report under their own contexts). */
+  silent?: boolean;
+}
+
 export interface WorkerHooks {
-  /** Runs the build; resolves with the one-line summary for GitHub. */
-  run(build: BuildRecord, signal: AbortSignal, out: BuildLogWriter): Promise<string>;
+  /**
+   * Runs the build. `progress` sets the pending status once the build knows
+   * it has work to do (an unchanged image never shows "building").
+   */
+  run(build: BuildRecord, signal: AbortSignal, out: BuildLogWriter, progress: (description: string) => void): Promise<RunResult>;
   /** Tells GitHub; must not throw. */
   report(build: BuildRecord, state: 'pending' | 'success' | 'failure', description: string): Promise<void>;
   /** For metrics and tests. */
@@ -188,16 +200,22 @@ export class Worker {
     // The pending status is not on the build's critical path (GitHub writes are spaced 1 s apart
     // by the throttling plugin); it only has to land before the final status.
     let pending: Promise<void> = Promise.resolve();
+    let pendingSent = false;
+    const progress = (description: string) => {
+      if (pendingSent) return;
+      pendingSent = true;
+      pending = this.hooks.report(build, 'pending', build.attempts > 1 ? `${description} (attempt ${build.attempts})` : description);
+    };
     try {
       log.info({ attempt: build.attempts }, 'build started');
-      pending = this.hooks.report(build, 'pending', build.attempts > 1 ? `building (attempt ${build.attempts})` : 'building');
-      const summary = this.scrub(await this.hooks.run(build, controller.signal, out));
+      const result = await this.hooks.run(build, controller.signal, out, progress);
+      const summary = this.scrub(result.summary);
       if (controller.signal.aborted) throw controller.signal.reason;
-      if (!(await this.store.markSucceeded(build.id, this.settings.lease.owner))) throw new LeaseLost('the lease ran out before the build was recorded');
+      if (!result.recorded && !(await this.store.markSucceeded(build.id, this.settings.lease.owner))) throw new LeaseLost('the lease ran out before the build was recorded');
       out.line(`succeeded: ${summary}`);
       log.info({ summary, ms: Date.now() - started }, 'build succeeded');
       await pending;
-      await this.hooks.report(build, 'success', summary);
+      if (!result.silent) await this.hooks.report(build, 'success', summary);
       outcome = 'succeeded';
       await this.runAfterSuccess(build, out, log);
     } catch (err) {

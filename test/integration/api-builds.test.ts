@@ -322,7 +322,7 @@ describe('toBuildView (pure)', () => {
     id: 7, deliveryId: 'd', trigger: 'merge', owner: 'o', repo: 'r', repoUrl: 'https://github.com/o/r/', defaultBranch: 'main',
     branch: 'main', sha: 'b'.repeat(40), mergedAt: '2024-05-01T10:00:00Z', state: 'running', attempts: 2, runAfter: 0,
     createdAt: Date.parse('2024-05-01T10:00:01Z'), firstStartedAt: Date.parse('2024-05-01T10:00:02Z'), startedAt: Date.parse('2024-05-01T10:00:30Z'),
-    image: 'api', version: '1.4.2', latestPushed: false, failure: 'registry down', notes: [],
+    image: 'api', version: '1.4.2', latestPushed: false, failure: 'registry down', notes: [], needs: [], force: false,
     pushed: [
       { ref: 'reg:5000/api:sha-bbbbbbb', tag: 'sha-bbbbbbb', digest: 'sha256:1' },
       { ref: 'reg:5000/api:1.4.2', tag: '1.4.2', digest: 'sha256:1' },
@@ -344,5 +344,20 @@ describe('toBuildView (pure)', () => {
     assert.equal(view.pullRequest, null);
     assert.equal(view.failure, 'registry down');
     assert.deepEqual(JSON.parse(JSON.stringify(view)), view, 'plain JSON');
+  });
+
+  it('shows a multi-image merge with its images, and each image with its merge', () => {
+    const head: BuildRecord = { ...record, id: 7, image: undefined, version: undefined, pushed: [], failure: undefined, state: 'succeeded' };
+    const api: BuildRecord = { ...record, id: 9, groupId: 7, service: 'api', needs: ['base'], fingerprint: 'sha256:f', state: 'failed', pushed: [], failure: 'not built: base (which api depends on) failed' };
+    const base: BuildRecord = { ...record, id: 8, groupId: 7, service: 'base', image: 'base', version: '1.2', state: 'succeeded', failure: undefined, pushed: [{ ref: 'reg:5000/base:1.2', tag: '1.2', digest: 'sha256:2' }] };
+    const view = toBuildView(head, { registry: 'reg:5000' }, [base, api]);
+    assert.equal(view.group, null);
+    assert.deepEqual(view.images, [
+      { id: 8, service: 'base', state: 'succeeded', image: 'reg:5000/base', version: '1.2', needs: [], ref: 'reg:5000/base:1.2', digest: 'sha256:2', failure: null, page: '/builds/8' },
+      { id: 9, service: 'api', state: 'failed', image: 'reg:5000/api', version: '1.4.2', needs: ['base'], ref: null, digest: null, failure: 'not built: base (which api depends on) failed', page: '/builds/9' },
+    ]);
+    const one = toBuildView(api, { registry: 'reg:5000', publicUrl: 'https://d.example' });
+    assert.deepEqual([one.service, one.group, one.needs, one.fingerprint, one.images], ['api', { id: 7, page: 'https://d.example/builds/7' }, ['base'], 'sha256:f', null]);
+    assert.equal(toBuildView(record, { registry: 'reg:5000' }).images, null, 'a single-image build has no images list');
   });
 });

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { imageTags, parseDockerInfo } from '../../src/spec/docker-info.js';
+import { buildOrder, imageTags, parseDockerInfo, readDockerInfo } from '../../src/spec/docker-info.js';
+import { fingerprintImage } from '../../src/spec/fingerprint.js';
 
 const bad = (json: unknown, pattern: RegExp) => assert.throws(() => parseDockerInfo(typeof json === 'string' ? json : JSON.stringify(json)), pattern);
 
@@ -64,5 +65,74 @@ describe('imageTags', () => {
   it('pushes version, sha-<7> and extra tags once each', () => {
     const spec = parseDockerInfo('{"service_name": "api", "version": "1.4.2", "tags": ["stable", "1.4.2"]}');
     assert.deepEqual(imageTags(spec, '0123456789abcdef0123456789abcdef01234567'), ['1.4.2', 'sha-0123456', 'stable']);
+  });
+});
+
+describe('readDockerInfo', () => {
+  const multi = (images: unknown[]) => JSON.stringify({ images });
+  const badMulti = (images: unknown, pattern: RegExp) => assert.throws(() => readDockerInfo(JSON.stringify({ images })), pattern);
+
+  it('reads the single-object format as one image without dependencies', () => {
+    const info = readDockerInfo('{"service_name": "api", "version": "1.4.2"}');
+    assert.equal(info.format, 'single');
+    assert.deepEqual(info.images.map((i) => [i.serviceName, i.needs]), [['api', []]]);
+  });
+
+  it('reads a list of images with depends_on', () => {
+    const info = readDockerInfo(
+      multi([
+        { service_name: 'api', version: '2', context: 'api', depends_on: ['base'] },
+        { service_name: 'base', version: '1', context: 'base' },
+        { service_name: 'web', version: '3', context: 'web' },
+      ]),
+    );
+    assert.equal(info.format, 'multi');
+    assert.deepEqual(info.images.map((i) => [i.serviceName, i.context, i.needs]), [['api', 'api', ['base']], ['base', 'base', []], ['web', 'web', []]]);
+    assert.deepEqual(buildOrder(info.images).map((i) => i.serviceName), ['base', 'api', 'web']);
+  });
+
+  it('names the entry and the field that is wrong', () => {
+    badMulti([{ service_name: 'api', version: '1' }, { service_name: 'web' }], /images\.1 \(web\) version is required/);
+    badMulti([{ service_name: 'api', version: '1', tags: ['latest'] }], /images\.0 \(api\) tags\.0 latest is managed/);
+    badMulti([{ service_name: 'api', version: '1' }, { service_name: 'api', version: '2' }], /images\.1 \(api\) service_name is a duplicate of images\.0/);
+    badMulti([{ service_name: 'api', version: '1', depends_on: ['bsae'] }], /images\.0 \(api\) depends_on names "bsae", which is not a service_name in images/);
+    badMulti([{ service_name: 'api', version: '1', depends_on: 'base' }], /images\.0 \(api\) depends_on must be an array/);
+    badMulti([], /images must be a non-empty array/);
+    badMulti('api', /images must be a non-empty array/);
+    badMulti([42], /images\.0 must be an object/);
+    assert.throws(() => readDockerInfo('{"service_name": "api", "version": "1", "depends_on": ["base"]}'), /depends_on needs the \{"images": \[\.\.\.\]\} format/);
+    assert.throws(() => readDockerInfo('{"service_name": "api", "version": "1", "images": []}'), /either "images" or a top-level "service_name"/);
+  });
+
+  it('refuses a dependency cycle, naming where it starts', () => {
+    badMulti(
+      [
+        { service_name: 'web', version: '1' },
+        { service_name: 'api', version: '1', depends_on: ['base'] },
+        { service_name: 'base', version: '1', depends_on: ['api'] },
+      ],
+      /images\.1 \(api\) depends_on makes a cycle: api → base → api/,
+    );
+    badMulti([{ service_name: 'api', version: '1', depends_on: ['api'] }], /images\.0 \(api\) depends_on makes a cycle: api → api/);
+  });
+});
+
+describe('fingerprintImage', () => {
+  const spec = readDockerInfo('{"service_name": "api", "version": "1", "context": "api", "build_args": {"B": "2", "A": "1"}}').images[0];
+  const inputs = { contextTree: 'a'.repeat(40), dockerfileBlob: 'b'.repeat(40), registry: 'r:5000', needs: { base: 'sha256:1' } };
+
+  it('ignores the version and tags, and the order of build args', () => {
+    const same = readDockerInfo('{"service_name": "api", "version": "9", "tags": ["x"], "context": "api", "build_args": {"A": "1", "B": "2"}}').images[0];
+    assert.equal(fingerprintImage(spec, inputs), fingerprintImage(same, inputs));
+  });
+
+  it('changes with the tree, the Dockerfile, build args, target, registry and dependencies', () => {
+    const base = fingerprintImage(spec, inputs);
+    assert.notEqual(fingerprintImage(spec, { ...inputs, contextTree: 'c'.repeat(40) }), base);
+    assert.notEqual(fingerprintImage(spec, { ...inputs, dockerfileBlob: 'c'.repeat(40) }), base);
+    assert.notEqual(fingerprintImage(spec, { ...inputs, registry: 'other:5000' }), base);
+    assert.notEqual(fingerprintImage(spec, { ...inputs, needs: { base: 'sha256:2' } }), base);
+    assert.notEqual(fingerprintImage({ ...spec, buildArgs: { A: '1' } }, inputs), base);
+    assert.notEqual(fingerprintImage({ ...spec, target: 'prod' }, inputs), base);
   });
 });

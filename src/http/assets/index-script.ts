@@ -58,12 +58,13 @@ export const INDEX_SCRIPT = String.raw`(function () {
 
   function tagsCell(b) {
     var children = [];
+    if (b.service) children.push(el('span', { className: 'svc mono' }, [b.service]), ' ');
     if (b.pushed.length) {
       b.pushed.forEach(function (p) {
         children.push(el('code', { className: 'tag' }, [p.tag]), ' ');
       });
     } else {
-      children.push(el('span', { className: 'muted' }, [b.image && b.version ? b.version : '—']));
+      children.push(el('span', { className: 'muted' }, [b.image && b.version ? b.version : b.group === null && b.state === 'succeeded' && !b.image ? 'several images' : '—']));
     }
     return el('td', { className: 'tags' }, children);
   }

@@ -1,0 +1,129 @@
+import { posix } from 'node:path';
+import { BuildError } from '../errors.js';
+import type { BuildRecord } from '../store/store.js';
+import { imageTags, type ImageSpec } from '../spec/docker-info.js';
+import { buildImage } from './build.js';
+import { findCacheRefs } from './cache-refs.js';
+import { explainBuildFailure } from './build-failure.js';
+import { createBuildContext, excludedBuildFiles } from './context.js';
+import { stageContext } from './stage-context.js';
+import { pushImage } from './push.js';
+import { readRepoFile, openTarball } from './source.js';
+import { registryFailure, short, type PipelineDeps } from './pipeline-deps.js';
+import type { BuildLogWriter } from '../logs/build-logs.js';
+
+/**
+ * A version tag names one commit forever. Returns 'fresh' when the tag is
+ * free (or holds this commit and the build is forced: a rebuild re-pushes it
+ * with the new digest), 'done' when it already holds this very commit (a
+ * re-run after a crash or a redelivery), and refuses when it holds another.
+ */
+async function checkVersionTag(deps: PipelineDeps, build: BuildRecord, spec: ImageSpec): Promise<'fresh' | 'done'> {
+  let existing;
+  try {
+    existing = await deps.registry.describeTag(spec.serviceName, spec.version);
+  } catch (err) {
+    throw registryFailure(err, `checking whether ${spec.serviceName}:${spec.version} exists`);
+  }
+  if (!existing) {
+    // Two builds of one image:version from different commits (two repositories naming one image) may both find it free.
+    const holder = await deps.store.claimVersion(spec.serviceName, spec.version, build.sha);
+    if (holder === build.sha) return 'fresh';
+    throw new BuildError(`${spec.serviceName}:${spec.version} is being built from ${short(holder)} by another build; bump version in dockerInfo.json`);
+  }
+  if (existing.revision === build.sha) return build.force ? 'fresh' : 'done';
+  // A version bump of an unchanged image tagged an image built at an earlier commit: the version is still this commit's.
+  if (build.force && (await taggedByThisCommit(deps, build, spec, existing.digest))) return 'fresh';
+  const holder = existing.revision ? short(existing.revision) : 'an image without a revision label';
+  throw new BuildError(`tag ${spec.version} already holds ${holder}; bump version in dockerInfo.json`);
+}
+
+async function taggedByThisCommit(deps: PipelineDeps, build: BuildRecord, spec: ImageSpec, digest: string): Promise<boolean> {
+  const last = await deps.store.lastSuccess(spec.serviceName);
+  return last?.sha === build.sha && last.pushed.some((p) => p.tag === spec.version && p.digest === digest);
+}
+
+/** Builds one image on the engine and pushes its tags: the path of an image whose inputs changed. */
+export async function buildAndPush(deps: PipelineDeps, build: BuildRecord, spec: ImageSpec, signal: AbortSignal, out: BuildLogWriter, progress: (d: string) => void): Promise<string> {
+  const { settings } = deps;
+  const where = { owner: build.owner, repo: build.repo };
+  const repository = `${settings.registry}/${spec.serviceName}`;
+  if ((await checkVersionTag(deps, build, spec)) === 'done') {
+    out.line(`${repository}:${spec.version} already holds ${build.sha}: nothing to do`);
+    return `${repository}:${spec.version} already built from this commit`;
+  }
+  progress(build.force ? 'rebuilding (forced)' : 'building');
+
+  // Pushed in this order so that a present version tag implies its sha- and extra tags are there too.
+  const tags = [...imageTags(spec, build.sha).filter((t) => t !== spec.version), spec.version];
+  const moveLatest = build.branch === build.defaultBranch && !(await deps.store.hasLaterLatest(spec.serviceName, build.mergedAt, build.id));
+  if (build.branch === build.defaultBranch && !moveLatest) out.line('latest stays: a later merge of this image already pushed it');
+  if (moveLatest) tags.push('latest');
+  const refs = tags.map((t) => `${repository}:${t}`);
+  // A host that never built this image reuses the layers of its last versions from the registry.
+  const cacheFrom = await findCacheRefs(deps.registry, { name: spec.serviceName, repository, version: spec.version, onLine: (line) => out.line(line) });
+
+  const contextPrefix = spec.context ? `${spec.context}/` : '';
+  const dockerignore = await readRepoFile(deps.octokit, where, posix.join(spec.context, '.dockerignore'), build.sha);
+  out.line(`fetching the source tarball${dockerignore === undefined ? '' : ` (applying ${contextPrefix}.dockerignore)`}`);
+  const tarball = await openTarball(deps.octokit, where, build.sha, signal);
+  const context = createBuildContext(tarball, { context: spec.context, dockerfile: spec.dockerfile, dockerignore });
+
+  const labels = {
+    'org.opencontainers.image.revision': build.sha,
+    'org.opencontainers.image.source': build.repoUrl,
+    'org.opencontainers.image.version': spec.version,
+    'org.opencontainers.image.created': new Date().toISOString(),
+    'org.opencontainers.image.title': spec.serviceName,
+  };
+  // An app's Dockerfile says ARG DOCKHOOK_REGISTRY and FROM ${DOCKHOOK_REGISTRY}/base:1.2; dockerInfo.json cannot point it elsewhere.
+  const buildArgs = { ...spec.buildArgs, DOCKHOOK_REGISTRY: settings.registry };
+  const builder = await settings.builder();
+  out.line(`building ${refs.join(', ')} with the ${builder === 'buildkit' ? 'BuildKit' : 'classic'} builder`);
+  const missingDockerfile = () => new BuildError(`Dockerfile not found at ${contextPrefix}${spec.dockerfile} in ${short(build.sha)}; set "dockerfile" in dockerInfo.json`);
+  const staged = builder === 'buildkit' ? await stageContext(context, spec.dockerfile, excludedBuildFiles(dockerignore, spec.dockerfile)) : undefined;
+  if (staged && 'missingDockerfile' in staged) throw missingDockerfile();
+  let imageId: string;
+  try {
+    imageId = await buildImage(deps.docker, {
+      context: staged ? { dirs: staged.dirs } : { tar: context.stream },
+      dockerfile: spec.dockerfile,
+      tags: refs,
+      labels,
+      buildArgs,
+      target: spec.target,
+      cacheFrom,
+      credentials: settings.pullCredentials,
+      signal,
+      onLine: (line) => out.line(line),
+      explain: (message) =>
+        explainBuildFailure(message, { credentials: settings.pullCredentials, dockerfile: staged?.dockerfileText, buildArgs, registry: settings.registry }),
+    });
+  } catch (err) {
+    if (!staged) {
+      const seen = await Promise.race([context.done.catch(() => undefined), new Promise<undefined>((r) => setTimeout(r, 1000, undefined))]);
+      if (seen && !seen.dockerfileFound) throw missingDockerfile();
+    }
+    throw err;
+  } finally {
+    await staged?.remove();
+  }
+  const sent = await context.done;
+  out.line(`built ${imageId} from ${sent.files} files (${sent.bytes} bytes, ${sent.ignored} ignored)`);
+
+  for (const ref of refs) {
+    const tag = ref.slice(repository.length + 1);
+    // The claim and the push are one step per image across workers: a later merge that claimed it meanwhile keeps it.
+    if (tag === 'latest' && !(await deps.store.claimLatest(spec.serviceName, build.mergedAt, build.id))) {
+      out.line('latest stays: a later merge of this image took it while this one built');
+      continue;
+    }
+    out.line(`pushing ${ref}`);
+    const pushStarted = performance.now();
+    const digest = await pushImage(deps.docker, ref, { registry: settings.registry, auth: settings.registryAuth, signal, onLine: (line) => out.line(line) });
+    deps.observePush?.((performance.now() - pushStarted) / 1000);
+    await deps.store.recordPush(build.id, { ref, tag, digest }, tag === 'latest');
+    out.line(`pushed ${ref} ${digest}`);
+  }
+  return `pushed ${repository}:${spec.version}`;
+}
