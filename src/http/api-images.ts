@@ -11,7 +11,7 @@ export interface ImagesApiDeps {
   config: Pick<Config, 'registry' | 'apiToken' | 'apiTokenReads'>;
   registry: RegistryClient;
   /** A deleted version tag may name another commit from now on. */
-  store: Pick<Store, 'releaseVersion'>;
+  store: Pick<Store, 'releaseVersion' | 'versionsOf'>;
 }
 
 export interface TagView extends TagInfo {
@@ -29,8 +29,10 @@ export interface ImageView {
  * version tags, and the registry can only delete the manifest: deleting the
  * old version would silently take the new one too. Refuse, naming them.
  */
-async function refuseSharedVersions(registry: RegistryClient, name: string, tag: string, tags: string[]): Promise<void> {
-  const versions = tags.filter((t) => t !== tag && t !== 'latest' && !t.startsWith('sha-'));
+async function refuseSharedVersions(registry: RegistryClient, name: string, tag: string, tags: string[], bound: string[]): Promise<void> {
+  // Only versions dockhook bound to a commit: an extra tag of dockerInfo.json sharing the image goes with it, as it always did.
+  const known = new Set(bound);
+  const versions = tags.filter((t) => t !== tag && known.has(t));
   if (!versions.length) return;
   const limit = pLimit(DESCRIBE_CONCURRENCY);
   const digest = await registry.getManifestDigest(name, tag);
@@ -119,7 +121,7 @@ export function imagesApiRouter(deps: ImagesApiDeps): Router {
     const { digest, alsoRemoved } = await fromRegistry(async () => {
       const before = await deps.registry.listTags(name);
       if (!before.includes(tag)) throw new AppError(404, `tag ${name}:${tag} not found in the registry`);
-      if (query.shared !== 'delete') await refuseSharedVersions(deps.registry, name, tag, before);
+      if (query.shared !== 'delete') await refuseSharedVersions(deps.registry, name, tag, before, await deps.store.versionsOf(name));
       const deleted = await deps.registry.deleteTag(name, tag);
       // The registry deletes the manifest, and with it every tag of this repository that pointed at it.
       const after = new Set(await deps.registry.listTags(name));

@@ -40,14 +40,25 @@ export async function runPipeline(deps: PipelineDeps, build: BuildRecord, signal
   if (build.groupId !== undefined) return { summary: await runGroupImage(deps, build, info, signal, out, progress) };
   if (info.format === 'multi') return planGroup(deps, build, info.images, out);
   const [spec] = selectImages(info.images, build.images);
-  const fingerprints = await fingerprintImages(deps.octokit, build, build.sha, [spec!], deps.settings.registry);
+  const fingerprints = await fingerprintsOrNone(deps, build, [spec!], out);
   return { summary: await runImage(deps, build, spec!, fingerprints.get(spec!.serviceName), signal, out, progress) };
+}
+
+/** Skipping unchanged images saves time, nothing more: when GitHub cannot list the tree, everything is built. */
+async function fingerprintsOrNone(deps: PipelineDeps, build: BuildRecord, images: ImageSpec[], out: BuildLogWriter): Promise<Map<string, string | undefined>> {
+  try {
+    return await fingerprintImages(deps.octokit, build, build.sha, images, deps.settings.registry);
+  } catch (err) {
+    if (!(err instanceof BuildError)) throw err;
+    out.line(`could not fingerprint the images (${err.message}); building them all`);
+    return new Map();
+  }
 }
 
 /** The head of a multi-image merge: fingerprint every image at once, then queue one build per image, base before app. */
 async function planGroup(deps: PipelineDeps, build: BuildRecord, all: ImageSpec[], out: BuildLogWriter): Promise<RunResult> {
   const chosen = new Set(selectImages(all, build.images).map((i) => i.serviceName));
-  const fingerprints = await fingerprintImages(deps.octokit, build, build.sha, all, deps.settings.registry);
+  const fingerprints = await fingerprintsOrNone(deps, build, all, out);
   // A manual build of some images waits only for those of them it needs; the others are taken as they are in the registry.
   const planned = buildOrder(all)
     .filter((i) => chosen.has(i.serviceName))

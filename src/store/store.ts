@@ -142,6 +142,8 @@ export interface Store {
   claimVersion(image: string, version: string, sha: string): Promise<string>;
   /** The version tag was deleted from the registry: it may name another commit from now on. */
   releaseVersion(image: string, version: string): Promise<void>;
+  /** The versions of an image bound to a commit (claimed, and not released by a deletion), sorted. */
+  versionsOf(image: string): Promise<string[]>;
   /** True once per build: its post-push retention runs on the worker that gets true. */
   claimRetention(id: number): Promise<boolean>;
 

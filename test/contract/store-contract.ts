@@ -574,6 +574,18 @@ export function storeContract(name: string, open: () => Promise<OpenedStore>): v
         await store.releaseVersion(image, '9.9.9'); // nothing bound: nothing to do
       });
 
+      test('versionsOf lists the bound versions of one image', async (store) => {
+        const image = `registry.test/acme/versions-${Math.random().toString(36).slice(2, 8)}`;
+        const first = await queued(store, request());
+        await store.claimVersion(image, '2.0.0', first.sha);
+        await store.claimVersion(image, '10.0.0', first.sha);
+        await store.claimVersion(`${image}-other`, '3.0.0', first.sha);
+        assert.deepEqual(await store.versionsOf(image), ['10.0.0', '2.0.0']);
+        await store.releaseVersion(image, '2.0.0');
+        assert.deepEqual(await store.versionsOf(image), ['10.0.0']);
+        assert.deepEqual(await store.versionsOf('registry.test/nothing'), []);
+      });
+
       test('claimRetention is true exactly once per build', async (store) => {
         const a = await queued(store, request());
         const b = await queued(store, request());

@@ -60,7 +60,7 @@ describe('POST /api/builds', () => {
     // Same commit by a short sha: GitHub resolves it, the store sees the build it already has.
     const again = await post({ repo: `${OWNER}/${NAME}`, ref: repo.head().slice(0, 7) });
     assert.equal(again.status, 200);
-    assert.deepEqual(again.body, { duplicate: build.id, sha: repo.head() });
+    assert.deepEqual(again.body, { duplicate: build.id, sha: repo.head(), hint: 'send "force": true to build it again' });
   });
 
   it('a tag: built, but on no branch, so latest stays where it is', async () => {
@@ -86,6 +86,23 @@ describe('POST /api/builds', () => {
     assert.equal(missing.body.error, 'repository not found or GITHUB_TOKEN cannot read it');
   });
 
+  it('force: a commit that already has a successful build is built again; images naming no entry fails the build, naming what there is', async () => {
+    const sha = repo.head();
+    const again = await post({ repo: `${OWNER}/${NAME}`, ref: sha });
+    assert.equal(again.status, 200, 'unforced: a duplicate');
+    assert.match(again.body.hint, /force/);
+    const forced = await post({ repo: `${OWNER}/${NAME}`, ref: sha, force: true });
+    assert.equal(forced.status, 202, JSON.stringify(forced.body));
+    const build = await h.waitForBuild(forced.body.build);
+    assert.equal(build.state, 'succeeded', build.failure);
+    assert.equal(build.force, true);
+    assert.match(await h.service.logs.read(build.id), /rebuild|building /);
+    const wrong = await post({ repo: `${OWNER}/${NAME}`, ref: sha, force: true, images: ['nope'] });
+    const failed = await h.waitForBuild(wrong.body.build);
+    assert.equal(failed.state, 'failed');
+    assert.match(failed.failure ?? '', /images asks for nope, which dockerInfo.json does not list \(it has manual-app\)/);
+  });
+
   it('a bad body: 400 naming the field', async () => {
     const cases: Array<[unknown, RegExp, boolean?]> = [
       [{}, /^repo is required$/],
@@ -98,6 +115,10 @@ describe('POST /api/builds', () => {
       [{ repo: `${OWNER}/${NAME}`, ref: '--upload-pack=x' }, /^ref must be/],
       [{ repo: `${OWNER}/${NAME}`, ref: 'main..other' }, /^ref must be/],
       [{ repo: `${OWNER}/${NAME}`, ref: 'main', branch: 'x' }, /^unknown field branch$/],
+      [{ repo: `${OWNER}/${NAME}`, ref: 'main', force: 'yes' }, /^force must be true or false$/],
+      [{ repo: `${OWNER}/${NAME}`, ref: 'main', images: 'api' }, /^images must be a non-empty array/],
+      [{ repo: `${OWNER}/${NAME}`, ref: 'main', images: [] }, /^images must be a non-empty array/],
+      [{ repo: `${OWNER}/${NAME}`, ref: 'main', images: ['API'] }, /^images: "API" is not a service name$/],
       [['main'], /^body must be a JSON object$/],
       ['{"repo": ', /JSON|Unexpected|end/i, true],
     ];

@@ -234,6 +234,18 @@ describe('several images per repository (real engine, real registry)', () => {
     assert.match(status.description ?? '', /not built: base/);
   });
 
+  it('when GitHub cannot list the tree, every image is built rather than none', async () => {
+    v = { base: '1.3', api: '1.3', web: '1.4' };
+    await repo.commit({ 'base/Dockerfile': `FROM busybox:latest\nCOPY base.txt /base.txt\nRUN echo base-again-${run} > /base-run.txt\n`, 'dockerInfo.json': dockerInfo(v) }, 'base: fixed');
+    h.github.failNext({ method: 'GET', pathIncludes: '/git/trees/' }, { status: 404, body: { message: 'Not Found' } });
+    const { head, images } = await mergeHead();
+    assert.match(await h.service.logs.read(head.id), /could not fingerprint the images \(GitHub answered 404 while reading the tree/);
+    for (const b of Object.values(images)) {
+      assert.equal(b.state, 'succeeded', `${b.service}: ${b.failure}`);
+      assert.doesNotMatch(await h.service.logs.read(b.id), /inputs unchanged/);
+    }
+  });
+
   for (const [what, extra, message] of [
     ['a cycle', [{ service_name: 'loop-a', version: '1', context: 'web', depends_on: ['loop-b'] }, { service_name: 'loop-b', version: '1', context: 'web', depends_on: ['loop-a'] }], /images\.3 \(loop-a\) depends_on makes a cycle: loop-a → loop-b → loop-a/],
     ['a duplicate name', [{ service_name: 'web', version: '9', context: 'web' }], /images\.3 \(web\) service_name is a duplicate of images\.2/],
@@ -253,4 +265,48 @@ describe('several images per repository (real engine, real registry)', () => {
       assert.deepEqual(await imageEvents(started, Date.now(), [h.registry.host]), []);
     });
   }
+});
+
+describe('retention and deletion per image of a multi-image repository', () => {
+  let h: Harness;
+  before(async () => {
+    h = await startHarness({ env: { KEEP_VERSIONS: '1', API_TOKEN } });
+  });
+  after(async () => {
+    await h?.close();
+  });
+
+  it('KEEP_VERSIONS prunes each image on its own: a rebuilt image loses its old version, an unchanged one keeps its only one', async () => {
+    const files = (web: string) => ({
+      'dockerInfo.json': JSON.stringify({ images: [{ service_name: 'keep-base', version: '1.0', context: 'base' }, { service_name: 'keep-web', version: web, context: 'web' }] }),
+      'base/Dockerfile': `FROM busybox:latest\nRUN echo keep-base-${run} > /b\n`,
+      'web/Dockerfile': `FROM busybox:latest\nCOPY w.txt /w.txt\nRUN echo keep-web-${run} > /w\n`,
+      'web/w.txt': `web ${web}\n`,
+    });
+    const repo = await h.createRepo(OWNER, 'keep', files('1.0'));
+    const waitAll = async (sha: string, n: number) => {
+      const answer = await h.merge(OWNER, 'keep', sha, { number: n });
+      await h.waitForBuild(answer.body.build as number);
+      const list = await until('the images', async () => {
+        const l = await h.service.store.listGroup(answer.body.build as number);
+        return l.length === 2 && l.every((b) => (b.state === 'succeeded' || b.state === 'failed') && !h.service.worker?.isRunning(b.id)) ? l : undefined;
+      }, 120_000);
+      for (const b of list) assert.equal(b.state, 'succeeded', `${b.service}: ${b.failure}`);
+      return list;
+    };
+    await waitAll(repo.head(), 1);
+    const second = await repo.commit(files('1.1'), 'web 1.1');
+    await waitAll(second, 2);
+    const webTags = await h.service.registry.listTags('keep-web');
+    assert.ok(webTags.includes('1.1') && !webTags.includes('1.0'), `keep-web tags: ${webTags.join(', ')}`);
+    const baseTags = await h.service.registry.listTags('keep-base');
+    assert.ok(baseTags.includes('1.0'), `keep-base keeps its one version (shared by both merges' sha- tags): ${baseTags.join(', ')}`);
+    assert.ok(baseTags.includes(`sha-${second.slice(0, 7)}`));
+
+    // DELETE works per image: it removes keep-web:1.1 (and its sha- tag) and leaves keep-base alone.
+    const del = await fetch(`${h.url}/api/images/keep-web/tags/1.1`, { method: 'DELETE', headers: { authorization: `Bearer ${API_TOKEN}` } });
+    assert.equal(del.status, 200, await del.clone().text());
+    assert.deepEqual((await del.json() as { alsoRemoved: string[] }).alsoRemoved.filter((t) => t.startsWith('sha-')).length > 0, true);
+    assert.ok((await h.service.registry.listTags('keep-base')).includes('1.0'));
+  });
 });

@@ -179,7 +179,11 @@ describe('past one machine: receivers and workers on PostgreSQL, two engines (re
       const secondId = second.body.build as number;
       assert.equal((await waitDone(secondId)).state, 'succeeded');
       assert.ok(workerOf(workers[1 - builder]!, secondId), 'the other engine built it');
-      const log = await (await fetch(`${receivers[0]!.url}/api/builds/${secondId}/log`)).text();
+      // The last lines (after the final state) reach the store once the worker closes the log, after the GitHub status.
+      const log = await until('the whole log', async () => {
+        const text = await (await fetch(`${receivers[0]!.url}/api/builds/${secondId}/log`)).text();
+        return /succeeded: /.test(text) ? text : undefined;
+      }, 30_000);
       assert.match(log, /cached: .*RUN sleep 3/, `the slow step came from the registry cache:\n${log}`);
       assert.doesNotMatch(log, /cached: .*COPY v\.txt/, 'the changed file was not');
     } finally {

@@ -360,6 +360,11 @@ export class PgStore implements Store {
     }
   }
 
+  async versionsOf(image: string): Promise<string[]> {
+    const { rows } = await this.q<{ version: string }>('SELECT version FROM version_commits WHERE image = $1 ORDER BY version COLLATE "C"', [image]);
+    return rows.map((r) => r.version);
+  }
+
   async releaseVersion(image: string, version: string): Promise<void> {
     await this.q('DELETE FROM version_commits WHERE image = $1 AND version = $2', [image, version]);
   }

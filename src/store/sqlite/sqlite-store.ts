@@ -249,6 +249,10 @@ export class SqliteStore implements Store {
     })();
   }
 
+  async versionsOf(image: string): Promise<string[]> {
+    return this.prepare<[string], { version: string }>('SELECT version FROM version_commits WHERE image = ? ORDER BY version').all(image).map((r) => r.version);
+  }
+
   async releaseVersion(image: string, version: string): Promise<void> {
     this.prepare('DELETE FROM version_commits WHERE image = ? AND version = ?').run(image, version);
   }
