@@ -55,6 +55,13 @@ class LeaseLost extends Error {}
  */
 export class Worker {
   private readonly running = new Map<number, { controller: AbortController; done: Promise<void> }>();
+  /**
+   * Builds holding one of the `concurrency` slots: from the claim until the
+   * store has their outcome. Reporting to GitHub afterwards (writes spaced 1 s
+   * apart) happens outside the slot, so the next image of a merge need not
+   * wait for the last one's status.
+   */
+  private readonly slots = new Set<number>();
   private timer: NodeJS.Timeout | undefined;
   private poller: NodeJS.Timeout | undefined;
   private stopping = false;
@@ -89,7 +96,7 @@ export class Worker {
   }
 
   get activeCount(): number {
-    return this.running.size;
+    return this.slots.size;
   }
 
   /** True until the build's last step (the GitHub status included) is over. */
@@ -116,7 +123,7 @@ export class Worker {
   /** Resolves once no claim is in flight (a stop waits for it, so no build starts after the stop). */
   private async claimLoop(): Promise<void> {
     try {
-      while (!this.stopping && this.running.size < this.settings.concurrency) {
+      while (!this.stopping && this.slots.size < this.settings.concurrency) {
         const build = await this.store.claimNext(this.settings.lease);
         if (!build) break;
         if (this.stopping) {
@@ -136,6 +143,7 @@ export class Worker {
   }
 
   private startBuild(build: BuildRecord): void {
+    this.slots.add(build.id);
     // A retry whose delay ran out while its failed attempt was still reporting here: run it once that one is over.
     const previous = this.running.get(build.id);
     if (previous) {
@@ -144,8 +152,17 @@ export class Worker {
     }
     const controller = new AbortController();
     this.leases.hold(build.id, (reason) => controller.abort(new LeaseLost(reason)));
-    const done = this.execute(build, controller).finally(() => {
+    let freed = false;
+    // Once the store holds the outcome: the lease has nothing left to guard, and the slot goes to the next build.
+    const free = () => {
+      if (freed) return;
+      freed = true;
       this.leases.release(build.id);
+      this.slots.delete(build.id);
+      this.kick();
+    };
+    const done = this.execute(build, controller, free).finally(() => {
+      free();
       this.running.delete(build.id);
       this.kick();
     });
@@ -189,7 +206,7 @@ export class Worker {
     return elapsed + delay <= this.settings.retryWindowMs ? delay : undefined;
   }
 
-  private async execute(build: BuildRecord, controller: AbortController): Promise<void> {
+  private async execute(build: BuildRecord, controller: AbortController, free: () => void): Promise<void> {
     const log = this.log.child({ build: build.id, delivery: build.deliveryId, repo: `${build.owner}/${build.repo}`, sha: build.sha });
     const out = this.logs.writer(build.id);
     const started = Date.now();
@@ -212,6 +229,7 @@ export class Worker {
       const summary = this.scrub(result.summary);
       if (controller.signal.aborted) throw controller.signal.reason;
       if (!result.recorded && !(await this.store.markSucceeded(build.id, this.settings.lease.owner))) throw new LeaseLost('the lease ran out before the build was recorded');
+      free();
       out.line(`succeeded: ${summary}`);
       log.info({ summary, ms: Date.now() - started }, 'build succeeded');
       await pending;
@@ -220,7 +238,7 @@ export class Worker {
       await this.runAfterSuccess(build, out, log);
     } catch (err) {
       await pending;
-      outcome = await this.handleFailure(build, controller, err, out, log);
+      outcome = await this.handleFailure(build, controller, err, out, log, free);
     } finally {
       clearTimeout(timeout);
     }
@@ -241,7 +259,7 @@ export class Worker {
     }
   }
 
-  private async handleFailure(build: BuildRecord, controller: AbortController, err: unknown, out: BuildLogWriter, log: Logger): Promise<BuildOutcome> {
+  private async handleFailure(build: BuildRecord, controller: AbortController, err: unknown, out: BuildLogWriter, log: Logger, free: () => void): Promise<BuildOutcome> {
     const cause = controller.signal.aborted ? controller.signal.reason : err;
     const owner = this.settings.lease.owner;
     if (cause instanceof LeaseLost) {
@@ -261,6 +279,7 @@ export class Worker {
     const delay = known && cause.transient ? this.retryDelay(build) : undefined;
     if (delay !== undefined) {
       await this.store.requeue(build.id, delay, reason, owner);
+      free();
       out.line(`attempt ${build.attempts} failed: ${reason}; retrying in ${Math.round(delay / 1000)} s`);
       log.warn({ attempt: build.attempts, delayMs: delay, reason }, 'transient failure; will retry');
       await this.hooks.report(build, 'pending', `retrying in ${Math.round(delay / 1000)} s: ${reason}`);
@@ -272,6 +291,7 @@ export class Worker {
       log.warn({ reason: final }, 'build failed, but its lease is lost; the worker that took it over reports it');
       return 'interrupted';
     }
+    free();
     out.line(`failed: ${final}`);
     log.warn({ reason: final }, 'build failed');
     await this.hooks.report(build, 'failure', final);
