@@ -92,3 +92,13 @@ export function configFacts(config: ImageConfig): { created?: string; revision?:
   }
   return facts;
 }
+
+/** A manifest list or an OCI image index: a manifest that names other manifests, one per platform. */
+export function isIndexMediaType(mediaType: string): boolean {
+  return mediaType === MEDIA_TYPES.dockerList || mediaType === MEDIA_TYPES.ociIndex;
+}
+
+/** A single-platform image manifest (Docker schema 2 or OCI): what an index may name. */
+export function isImageManifestMediaType(mediaType: string): boolean {
+  return mediaType === MEDIA_TYPES.dockerManifest || mediaType === MEDIA_TYPES.ociManifest;
+}
