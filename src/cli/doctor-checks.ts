@@ -1,6 +1,7 @@
 import { Octokit } from '@octokit/rest';
 import Docker from 'dockerode';
 import { ConfigError, loadConfig, type Config } from '../config.js';
+import { BINFMT_DIR, describePlatforms, runnablePlatforms } from '../engine/platforms.js';
 import { NgrokDiscoveryError, discoverPublicUrl } from '../ngrok.js';
 import { decideBuilder, type BuilderSetting } from '../pipeline/builder-choice.js';
 import { identifyEngine } from '../pipeline/engine-identity.js';
@@ -71,6 +72,25 @@ export async function checkEngine(docker = new Docker({ timeout: 10_000 }), sett
         : 'start Docker (sudo systemctl start docker), or mount /var/run/docker.sock into the container, or set DOCKER_HOST';
     return fail('engine', `cannot reach the engine at ${where} (${code})`, fix);
   }
+}
+
+/**
+ * The platforms the engine can run: its own, and those QEMU runs through this
+ * host's binfmt_misc. ok when some emulation is there (or cannot be known for
+ * a remote engine), warn when there is none; undefined when the engine does
+ * not answer (the engine line says so).
+ */
+export async function checkPlatforms(docker = new Docker({ timeout: 10_000 })): Promise<CheckResult | undefined> {
+  let r;
+  try {
+    r = await runnablePlatforms(docker);
+  } catch {
+    return undefined;
+  }
+  const line = `can run ${describePlatforms(r)}`;
+  if (r.emulated === 'unknown') return ok('platforms', `${line} (${r.problems})`);
+  if (r.emulated.length) return ok('platforms', r.problems ? `${line}; ${r.problems}` : line);
+  return warn('platforms', `${line}: ${r.problems}`, `for foreign platforms (linux/arm64, linux/arm/v7): install qemu-user-static and binfmt-support, then \`mount -t binfmt_misc binfmt_misc ${BINFMT_DIR}\` and \`update-binfmts --enable qemu-aarch64\` (and qemu-arm), as scripts/ensure-docker.sh does`);
 }
 
 export async function checkRegistry(config: Config): Promise<CheckResult> {

@@ -1,5 +1,5 @@
 import { createScrubber } from '../secrets.js';
-import { checkConfig, checkEngine, checkGitHub, checkNgrok, checkRegistry, checkWebhookSecret, type CheckResult } from './doctor-checks.js';
+import { checkConfig, checkEngine, checkGitHub, checkPlatforms, checkNgrok, checkRegistry, checkWebhookSecret, type CheckResult } from './doctor-checks.js';
 import { loadEnv } from '../env.js';
 import { parseOptions } from './usage-error.js';
 
@@ -9,6 +9,8 @@ Checks what dockhook needs, one line each:
   config          every setting (environment and ./.env), every problem listed
   engine          the engine answers (DOCKER_HOST or the local socket): Docker
                   or Podman, and the builder BUILDER gives there
+  platforms       the platforms the engine can run: its own, and those QEMU
+                  runs through binfmt_misc (warn when there are none)
   registry        REGISTRY_URL answers and accepts REGISTRY_USERNAME/PASSWORD
   github          GITHUB_TOKEN is valid and may write commit statuses to each
                   WEBHOOK_REPOS repository (or each --repo)
@@ -44,6 +46,8 @@ export async function run(args: string[]): Promise<number> {
 
   print(results);
   print([await checkEngine(undefined, config?.builder)]);
+  const platforms = await checkPlatforms(); // none when the engine does not answer: its line said so
+  if (platforms) print([platforms]);
   if (!config) {
     process.stdout.write('skip registry, github, webhook secret, ngrok: fix the configuration first\n');
     return 1;

@@ -1,5 +1,6 @@
 import type Docker from 'dockerode';
 import { Router } from 'express';
+import { runnablePlatforms, type RunnablePlatforms } from '../engine/platforms.js';
 import type { Metrics } from '../metrics.js';
 import type { Store } from '../store/store.js';
 import type { RegistryClient } from '../registry/client.js';
@@ -15,7 +16,14 @@ export interface HealthDeps {
   workerProblem?: () => string | undefined;
   /** Why BUILDER cannot work on this engine (BUILDER=buildkit on Podman), or undefined. */
   builderProblem?: () => Promise<string | undefined>;
+  /** The platforms the engine runs (tests give their own); default runnablePlatforms(docker). */
+  platforms?: () => Promise<RunnablePlatforms>;
 }
+
+/** /readyz's `platforms`: what the engine runs, informative only (missing emulation never makes a worker unready). */
+type PlatformsAnswer = Pick<RunnablePlatforms, 'native' | 'emulated' | 'problems'> | { error: string };
+
+const PLATFORMS_TTL_MS = 30_000; // `docker info` is not free, and probes come every few seconds
 
 async function check(name: string, probe: () => Promise<unknown> | unknown): Promise<{ name: string; ok: boolean; error?: string }> {
   try {
@@ -26,13 +34,27 @@ async function check(name: string, probe: () => Promise<unknown> | unknown): Pro
   }
 }
 
-/** /healthz: the process serves. /readyz: it can also build (engine, registry, store). /metrics: Prometheus. */
+/** /healthz: the process serves. /readyz: it can also build (engine, registry, store), and for which platforms. /metrics: Prometheus. */
 export function healthRouter(deps: HealthDeps): Router {
   const router = Router();
+  const probePlatforms = deps.platforms ?? (() => runnablePlatforms(deps.docker));
+  let cached: { at: number; answer: PlatformsAnswer } | undefined;
+  const platforms = async (): Promise<PlatformsAnswer> => {
+    if (cached && Date.now() - cached.at < PLATFORMS_TTL_MS) return cached.answer;
+    try {
+      const { native, emulated, problems } = await probePlatforms();
+      const answer = { native, emulated, ...(problems ? { problems } : {}) };
+      cached = { at: Date.now(), answer };
+      return answer;
+    } catch (err) {
+      return { error: (err as Error).message }; // the docker check names the engine's trouble; not cached
+    }
+  };
   router.get('/healthz', (_req, res) => {
     res.json({ ok: true });
   });
   router.get('/readyz', async (_req, res) => {
+    const answer = deps.role === 'receiver' ? undefined : platforms();
     const results = await Promise.all([
       ...(deps.role === 'receiver' ? [] : [check('docker', async () => {
         await deps.docker.ping();
@@ -52,7 +74,12 @@ export function healthRouter(deps: HealthDeps): Router {
     ]);
     const failed = results.filter((r) => !r.ok);
     const checks = Object.fromEntries(results.map((r) => [r.name, r.ok ? 'ok' : r.error]));
-    res.status(failed.length ? 503 : 200).json({ ready: failed.length === 0, checks, ...(failed.length ? { failed: failed.map((f) => f.name) } : {}) });
+    res.status(failed.length ? 503 : 200).json({
+      ready: failed.length === 0,
+      checks,
+      ...(failed.length ? { failed: failed.map((f) => f.name) } : {}),
+      ...(answer ? { platforms: await answer } : {}),
+    });
   });
   router.get('/metrics', async (_req, res) => {
     const counts = await deps.store.countByState();

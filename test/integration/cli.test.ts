@@ -129,6 +129,9 @@ describe('dockhook doctor (real engine, real registry with htpasswd, fake GitHub
     assert.equal(run.code, 0, run.stdout + run.stderr);
     assert.match(run.stdout, /^ok {3}config: /m);
     assert.match(run.stdout, /^ok {3}engine: Docker \d+\.\d+\.\d+\S* at \S+/m);
+    // scripts/ensure-docker.sh enables QEMU for arm64 and arm (the tests' engine is amd64 here).
+    assert.match(run.stdout, /^ok {3}platforms: can run linux\/\S+ \(native\)(, \S+)* \(QEMU\)$/m);
+    if (/platforms: can run linux\/amd64 /.test(run.stdout)) assert.match(run.stdout, /^ok {3}platforms: .*linux\/arm64.*\(QEMU\)$/m);
     assert.match(run.stdout, new RegExp(`^ok {3}registry: ${registry.url.replace(/\./g, '\\.')} accepts the credentials of REGISTRY_USERNAME=${REGISTRY_USER}`, 'm'));
     assert.match(run.stdout, /^ok {3}github: GITHUB_TOKEN is valid: dockhook-bot/m);
     assert.match(run.stdout, /^ok {3}github: dockhook-bot may write commit statuses to acme\/app$/m);
@@ -185,6 +188,7 @@ describe('dockhook doctor (real engine, real registry with htpasswd, fake GitHub
     assert.equal(run.stderr, '', 'no stray logging from the clients');
     assert.match(run.stdout, new RegExp(`^FAIL registry: cannot reach http://127\\.0\\.0\\.1:${closed} \\(ECONNREFUSED\\) {2}→ fix: start the registry`, 'm'));
     assert.match(run.stdout, /^FAIL engine: cannot reach the engine at \/nonexistent\/docker\.sock \(ENOENT\)/m);
+    assert.doesNotMatch(run.stdout, /platforms:/, 'no platforms line without an engine');
   });
 
   it('lists every configuration problem by variable name and exits non-zero', async () => {

@@ -1,6 +1,10 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
 import { describe, it } from 'node:test';
+import express from 'express';
+import type Docker from 'dockerode';
+import { healthRouter, type HealthDeps } from '../../src/http/health.js';
 import type { SqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 import { startEngineProxy } from '../support/engine-proxy.js';
 import { startHarness } from '../support/harness.js';
@@ -12,7 +16,13 @@ describe('/healthz, /readyz and /metrics', () => {
     try {
       const ready = await fetch(`${h.url}/readyz`);
       assert.equal(ready.status, 200);
-      assert.deepEqual(await ready.json(), { ready: true, checks: { docker: 'ok', registry: 'ok', store: 'ok' } });
+      const { platforms, ...readyBody } = await ready.json();
+      assert.deepEqual(readyBody, { ready: true, checks: { docker: 'ok', registry: 'ok', store: 'ok' } });
+      // What the engine runs: its own platform, and what QEMU adds (scripts/ensure-docker.sh enables arm64 and arm).
+      assert.match(platforms.native, /^linux\/[a-z0-9]+/);
+      assert.ok(Array.isArray(platforms.emulated), JSON.stringify(platforms));
+      if (platforms.native === 'linux/amd64') assert.ok(platforms.emulated.includes('linux/arm64'), JSON.stringify(platforms));
+      assert.deepEqual(Object.keys(platforms).filter((k) => k !== 'problems'), ['native', 'emulated']);
 
       await h.registry.stop();
       const noRegistry = await fetch(`${h.url}/readyz`);
@@ -39,6 +49,51 @@ describe('/healthz, /readyz and /metrics', () => {
     } finally {
       await h.close();
       await engine.close();
+    }
+  });
+
+  it('readyz lists the platforms without making readiness hang on emulation', async () => {
+    let emulated: string[] | 'unknown' = [];
+    let probes = 0;
+    const deps = {
+      docker: { ping: async () => 'OK' } as unknown as Docker,
+      registry: { ping: async () => ({ ok: true, status: 200 }) },
+      store: { checkWritable: async () => {} },
+      platforms: async () => {
+        probes++;
+        return { native: 'linux/amd64', architecture: 'x86_64', emulated, problems: 'binfmt_misc is not mounted at /proc/sys/fs/binfmt_misc: no foreign platform can run' };
+      },
+    } as unknown as HealthDeps;
+    const serve = async (d: HealthDeps) => {
+      const app = express().use(healthRouter(d));
+      const server = app.listen(0, '127.0.0.1');
+      await new Promise((resolve) => server.once('listening', resolve));
+      return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, close: () => new Promise((resolve) => server.close(resolve)) };
+    };
+    const s = await serve(deps);
+    try {
+      const res = await fetch(`${s.url}/readyz`);
+      assert.equal(res.status, 200, 'no emulation is not a readiness problem');
+      assert.deepEqual((await res.json()).platforms, { native: 'linux/amd64', emulated: [], problems: 'binfmt_misc is not mounted at /proc/sys/fs/binfmt_misc: no foreign platform can run' });
+      emulated = 'unknown';
+      await fetch(`${s.url}/readyz`);
+      assert.equal(probes, 1, 'docker info is asked at most every 30 s');
+    } finally {
+      await s.close();
+    }
+    const failing = await serve({ ...deps, platforms: async () => { throw new Error('info refused'); } });
+    try {
+      const res = await fetch(`${failing.url}/readyz`);
+      assert.equal(res.status, 200, 'the docker check decides readiness, not the platforms probe');
+      assert.deepEqual((await res.json()).platforms, { error: 'info refused' });
+    } finally {
+      await failing.close();
+    }
+    const receiver = await serve({ ...deps, role: 'receiver' });
+    try {
+      assert.equal((await (await fetch(`${receiver.url}/readyz`)).json()).platforms, undefined, 'a receiver builds nothing');
+    } finally {
+      await receiver.close();
     }
   });
 
