@@ -130,3 +130,37 @@ export function bigContextFiles(totalBytes: number, serviceName: string, version
   }
   return files;
 }
+
+/** One entry of a multi-image dockerInfo.json, as the file spells it. */
+export interface ImageEntry {
+  service_name: string;
+  version: string;
+  context?: string;
+  depends_on?: string[];
+  build_args?: Record<string, string>;
+}
+
+/** dockerInfo.json in the {"images": [...]} format. */
+export const dockerInfoImages = (images: ImageEntry[]): string => JSON.stringify({ images }, null, 2) + '\n';
+
+/**
+ * A Dockerfile whose RUN step does real work (`dd` of `workMiB` zeros into
+ * `sha256sum`, about 1.3 s for 200 MiB on the bench machine) and names `nonce`,
+ * so a new nonce is a new RUN step the engine's cache cannot answer. `from`
+ * is the FROM line(s); the context is copied to `dir` first, so a changed file
+ * runs the step again too.
+ */
+export function workDockerfile(from: string, dir: string, nonce: string, workMiB: number): string {
+  return [
+    from,
+    `COPY . ${dir}/`,
+    `RUN echo ${nonce} > ${dir}/nonce && dd if=/dev/zero bs=1M count=${workMiB} 2>/dev/null | sha256sum > ${dir}/work.sha && sha256sum ${dir}/data.bin >> ${dir}/work.sha`,
+    `CMD ["cat", "${dir}/work.sha"]`,
+    '',
+  ].join('\n');
+}
+
+/** The files of one image's context folder: its Dockerfile, a text file the benches change, 1 MiB of incompressible data. */
+export function imageContextFiles(context: string, dockerfile: string, text: string, data: Buffer): Record<string, string | Buffer> {
+  return { [`${context}/Dockerfile`]: dockerfile, [`${context}/${context}.txt`]: text, [`${context}/data.bin`]: data };
+}

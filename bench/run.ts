@@ -2,9 +2,10 @@
  * `npm run bench`: ingest, pipeline overhead and memory, in that order, on this
  * machine; prints one table and writes it to bench/results/<YYYY-MM-DD>.md.
  *
- *   npm run bench                         everything (about 12 minutes on 2 cores)
+ *   npm run bench                         everything (about 14 minutes on 2 cores)
  *   npm run bench -- --only ingest,memory one or more of ingest, busy (ingest while two
- *                                         builds run), pipeline, memory
+ *                                         builds run), pipeline, memory, multi (multi-image
+ *                                         merges: what the untouched images cost)
  *   npm run bench -- --rounds 3           fewer rounds (every section)
  *   npm run bench -- --quick              1 round, 2 s loads, a 64 MB context: a smoke run
  *   npm run bench -- --profile            ingest only, dockhook under --cpu-prof;
@@ -34,6 +35,7 @@ import { coldCache, dockerCli, engineFacts, removeRegistryImages } from './docke
 import { bigContextFiles, createBenchRepo, sampleFiles } from './fixtures.js';
 import { busyRepoFiles, load, runIngest, runWhileBuilding, type BusyRound, type IngestRounds, type PayloadKind } from './ingest.js';
 import { runMemory, type MemoryRound } from './memory.js';
+import { runMulti, type MultiResults } from './multi-image.js';
 import { runPipeline, type PipelineResults } from './pipeline.js';
 import { REPO_ROOT, spawnServer, type ServerProcess } from './process.js';
 import { profileMarkdown, readProfile, summarizeProfile } from './profile.js';
@@ -62,7 +64,7 @@ const { values: args } = parseArgs({
 const SECRET = 'bench-webhook-secret-7c41';
 const TOKEN = 'ghp_benchtoken0123456789';
 const quick = args.quick;
-const sections = new Set((args.profile ? '' : args.scale ? 'scale' : (args.only ?? 'ingest,busy,pipeline,memory')).split(',').map((s) => s.trim()));
+const sections = new Set((args.profile ? '' : args.scale ? 'scale' : (args.only ?? 'ingest,busy,pipeline,memory,multi')).split(',').map((s) => s.trim()));
 const mainReport = !args.profile && [...sections].some((s) => s !== 'scale');
 const rounds = args.rounds ? Number(args.rounds) : quick ? 1 : 5;
 const seconds = args.seconds ? Number(args.seconds) : quick ? 2 : 5;
@@ -142,6 +144,7 @@ let ingest: IngestRounds | undefined;
 let busy: BusyRound[] | undefined;
 let pipeline: PipelineResults | undefined;
 let memory: MemoryRound[] | undefined;
+let multi: MultiResults | undefined;
 let scale: { engine2: string; loads: [string, number][]; postgres?: PostgresFacts; throughput?: ThroughputResults; claim?: ClaimResults; ingest?: IngestScale; cold?: ColdResults } | undefined;
 let postgres: TestPostgres | undefined;
 let engine2Host: string | undefined;
@@ -264,6 +267,18 @@ try {
     });
   }
 
+  if (sections.has('multi')) {
+    const concurrency = 2;
+    const dockhook = await startDockhook('dockhook-multi', await mkdtemp(join(tmp, 'multi-data-')), { BUILDER: 'classic', BUILD_CONCURRENCY: String(concurrency) });
+    try {
+      say(`multi: ${rounds} rounds, each a merge of all 3 images of a monorepo, one of web/ only, and the same web change in a web-only repository`);
+      multi = await runMulti({ dockhook, github, serve, secret: SECRET, rounds, tmp, concurrency, onProgress: say });
+      for (const a of multi.anomalies) say(`multi: ${a.split('\n')[0]}`);
+    } finally {
+      await dockhook.stop();
+    }
+  }
+
   if (sections.has('scale')) {
     // Past one machine: a second dockerd and a PostgreSQL of the bench's own.
     const engine2 = await ensureSecondEngine();
@@ -332,7 +347,7 @@ if (scale) {
 }
 
 if (mainReport) {
-  const report = renderReport({ machine, runtime: compiledDir ? 'compiled' : 'tsx', rounds, seconds, contextBytes: CONTEXT_BYTES, ingest, busy, pipeline, memory, notes, minutes: (Date.now() - started) / 60000 });
+  const report = renderReport({ machine, runtime: compiledDir ? 'compiled' : 'tsx', rounds, seconds, contextBytes: CONTEXT_BYTES, ingest, busy, pipeline, memory, multi, notes, minutes: (Date.now() - started) / 60000 });
   process.stdout.write(`\n${report.table}\n`);
   const resultsDir = join(REPO_ROOT, 'bench', 'results');
   await mkdir(resultsDir, { recursive: true });

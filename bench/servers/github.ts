@@ -11,10 +11,10 @@ const token = process.env.GITHUB_TOKEN;
 if (!token) throw new Error('GITHUB_TOKEN is required');
 const github = await startFakeGitHub({ token });
 // The fake's own created_at has whole seconds: note each status's arrival in ms here as well.
-const arrivals: { sha: string; state: string; at: number }[] = [];
+const arrivals: { sha: string; state: string; context: string; description: string | null; at: number }[] = [];
 const push = github.statuses.push.bind(github.statuses);
 github.statuses.push = (...items) => {
-  for (const s of items) arrivals.push({ sha: s.sha, state: s.state, at: Date.now() });
+  for (const s of items) arrivals.push({ sha: s.sha, state: s.state, context: s.context, description: s.description, at: Date.now() });
   return push(...items);
 };
 
@@ -34,8 +34,16 @@ serveRpc(
       github.addRepo(owner, name, repo);
     },
     statuses: () => github.statuses.length,
-    /** Every status written so far: commit, state, arrival (ms since the epoch). */
+    /** Every status written so far: commit, state, context, description, arrival (ms since the epoch). */
     statusArrivals: () => arrivals,
+    /** The statuses of one commit, in arrival order (as statusArrivals). */
+    statusesFor: (sha: string) => arrivals.filter((a) => a.sha === sha),
+    /** Requests so far per route as the fake names it (e.g. 'GET /repos/{owner}/{repo}/git/trees/{tree_sha}'), for a difference before and after. */
+    requestTally: () => {
+      const tally: Record<string, number> = {};
+      for (const r of github.requests) tally[r.route ?? `${r.method} (unserved) ${r.path}`] = (tally[r.route ?? `${r.method} (unserved) ${r.path}`] ?? 0) + 1;
+      return tally;
+    },
     stop: async () => {
       await github.close();
       setImmediate(() => process.exit(0));
