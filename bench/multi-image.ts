@@ -16,7 +16,7 @@
  * (non-pending) commit status the fake GitHub received for the merge's
  * contexts (dockhook/base, dockhook/api, dockhook/web; `dockhook` alone),
  * using the arrival times the fake notes in ms. Every status write is kept,
- * so the report can say where dockhook's 1 s spacing of GitHub writes (the
+ * so the report can say where dockhook's GitHub write limiter (the
  * throttling plugin) sat on the way to the last status.
  */
 import { execFileSync } from 'node:child_process';
