@@ -20,10 +20,21 @@ export interface TransportOptions {
 }
 
 export interface SendOptions {
-  method?: 'GET' | 'HEAD' | 'DELETE' | 'PUT';
+  method?: 'GET' | 'HEAD' | 'DELETE' | 'PUT' | 'POST' | 'PATCH';
   headers?: Record<string, string>;
-  /** Sent again as it is on the retry after a 401 challenge. */
+  /**
+   * Sent again as it is on the retry after a 401 challenge. Bytes only, never
+   * a stream: a stream could not be re-sent, and Node 20's fetch keeps every
+   * byte of a streamed request body in memory until the request ends
+   * (nodejs/undici#4058), so blobs go up in bounded chunks (blobs.ts).
+   */
   body?: Uint8Array<ArrayBuffer>;
+  /**
+   * Replaces the per-request timeout (timeoutMs). Fetch's signal also covers
+   * reading the response body, so a long download passes its own: one that
+   * fires only while waiting for the answer, and when its reader goes away.
+   */
+  signal?: AbortSignal;
   /**
    * The token scope this request needs (e.g. repository:app:pull). Used as
    * the token cache key so later requests can send a cached token up front
@@ -67,6 +78,16 @@ export class RegistryTransport {
   private readonly tokens = new Map<string, CachedToken>();
 
   constructor(private readonly o: TransportOptions) {}
+
+  /** Where relative URLs (an upload's Location) are resolved, and the only origin credentials are sent to. */
+  get baseUrl(): string {
+    return this.o.baseUrl;
+  }
+
+  /** The per-request timeout (blobs.ts stretches it for chunks of an upload and waits on it for a download's answer). */
+  get timeoutMs(): number {
+    return this.o.timeoutMs;
+  }
 
   /** One request with no challenge handling: for readiness probes, where 401 already means "up". */
   async sendOnce(path: string, opts: SendOptions = {}): Promise<Response> {
@@ -127,7 +148,7 @@ export class RegistryTransport {
     const headers: Record<string, string> = { 'user-agent': 'dockhook', ...opts.headers };
     if (authorization) headers.authorization = authorization;
     try {
-      return await this.o.fetch(url, { method: opts.method ?? 'GET', headers, body: opts.body, signal: AbortSignal.timeout(this.o.timeoutMs) });
+      return await this.o.fetch(url, { method: opts.method ?? 'GET', headers, body: opts.body, signal: opts.signal ?? AbortSignal.timeout(this.o.timeoutMs) });
     } catch (err) {
       throw new RegistryError(503, `registry unreachable at ${this.o.baseUrl}: ${this.describeNetworkError(err)}`, {
         cause: err,

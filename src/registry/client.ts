@@ -1,5 +1,7 @@
 import { createHash } from 'node:crypto';
+import type { Readable } from 'node:stream';
 import { RegistryTransport, type Credentials } from './auth.js';
+import { blobExists, openBlob, pushScope, uploadBlob, type OpenedBlob, type UploadBlobOptions, type UploadedBlob } from './blobs.js';
 import { RegistryError, errorFromResponse, readRegistryErrorBody } from './errors.js';
 import { MANIFEST_ACCEPT, configFacts, inspectList, isList, isSchema1, schema1Config, type ImageConfig, type Manifest, type ManifestBody } from './manifests.js';
 import { checkName, checkReference, checkTag, isValidDigest } from './names.js';
@@ -56,6 +58,12 @@ export interface RegistryClient {
    * the registry stored it under, checked against the bytes' own hash.
    */
   putManifest(name: string, tag: string, bytes: Buffer, mediaType: string): Promise<string>;
+  /** HEAD /v2/<name>/blobs/<digest> (see blobs.ts). */
+  blobExists(name: string, digest: string): Promise<boolean>;
+  /** Pushes a blob to <name>, streamed when `source` is a Readable; skipped when the registry has it (see blobs.ts). */
+  uploadBlob(name: string, source: Readable | Buffer, opts?: UploadBlobOptions): Promise<UploadedBlob>;
+  /** A blob as a stream that checks its digest, never buffered (see blobs.ts). */
+  openBlob(name: string, digest: string): Promise<OpenedBlob>;
 }
 
 const DELETE_DISABLED =
@@ -236,12 +244,11 @@ export function createRegistryClient(o: RegistryClientOptions): RegistryClient {
       }
       return stored ?? own;
     },
-  };
-}
 
-function pushScope(name: string): string {
-  // The registry's own challenge for a manifest PUT names both actions; the same string keeps the token cache hit.
-  return `repository:${name}:pull,push`;
+    blobExists: (name, digest) => blobExists(t, name, digest),
+    uploadBlob: (name, source, opts) => uploadBlob(t, name, source, opts),
+    openBlob: (name, digest) => openBlob(t, name, digest),
+  };
 }
 
 function sha256(bytes: Buffer): string {
