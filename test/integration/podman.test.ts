@@ -142,7 +142,10 @@ describe('Podman as the engine (podman system service, real registry, real docke
     const h = await harness();
     const ready = await fetch(`${h.url}/readyz`);
     assert.equal(ready.status, 200);
-    assert.deepEqual(await ready.json(), { ready: true, checks: { docker: 'ok', registry: 'ok', store: 'ok' } });
+    const { platforms, ...rest } = (await ready.json()) as { platforms: { native: string; emulated: unknown } };
+    assert.deepEqual(rest, { ready: true, checks: { docker: 'ok', registry: 'ok', store: 'ok' } });
+    // Podman answers docker info like dockerd does: its own platform, and the host's QEMU handlers.
+    assert.equal(platforms.native, 'linux/amd64');
   });
 
   it('doctor names Podman and the builder, and fails BUILDER=buildkit there', async () => {
