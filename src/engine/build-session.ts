@@ -30,6 +30,18 @@ export interface BuildSessionOptions {
 
 const AUTH = '/moby.filesync.v1.Auth';
 const FILESYNC = '/moby.filesync.v1.FileSync';
+const HEALTH = '/grpc.health.v1.Health';
+
+/**
+ * The engine checks the session's health every second and drops a session
+ * whose check fails, "unimplemented" included (BuildKit's monitorHealth).
+ * Without this a build that reached for its session more than a second in
+ * (a loaded machine, a slow context) failed with "no active session for …"
+ * or "context canceled". The answer is HealthCheckResponse{status: SERVING}:
+ * field 1, varint 1.
+ */
+const SERVING = Buffer.from([0x08, 0x01]);
+const healthCodec = { serialize: (value: Buffer) => value, deserialize: (bytes: Buffer) => bytes };
 
 function authService(credentials: PullCredentials): UntypedServiceImplementation {
   return {
@@ -59,10 +71,11 @@ function method<Req, Res>(path: string, streaming: boolean, request: Codec<Req>,
 }
 
 const definition = { Credentials: method(`${AUTH}/Credentials`, false, credentialsRequest, credentialsResponse) };
+const healthDefinition = { Check: method(`${HEALTH}/Check`, false, healthCodec, healthCodec) };
 const fileSyncDefinition = { DiffCopy: method(`${FILESYNC}/DiffCopy`, true, packet, packet) };
 
 /** The methods the session offers; the engine only calls file sync on a session that lists it. */
-const METHODS = [`${AUTH}/Credentials`, `${FILESYNC}/DiffCopy`];
+const METHODS = [`${AUTH}/Credentials`, `${FILESYNC}/DiffCopy`, `${HEALTH}/Check`];
 
 /**
  * The stream gRPC serves the session on. Over TLS (DOCKER_HOST=tcp://…:2376)
@@ -85,6 +98,11 @@ export function openBuildSession(docker: Docker, o: BuildSessionOptions): Promis
   const id = randomUUID();
   const server = new Server();
   server.addService(definition, authService(o.credentials));
+  server.addService(healthDefinition, {
+    Check(_call: ServerUnaryCall<Buffer, Buffer>, callback: sendUnaryData<Buffer>) {
+      callback(null, SERVING);
+    },
+  });
   server.addService(fileSyncDefinition, {
     DiffCopy(call: ServerDuplexStream<Packet, Packet>) {
       serveDiffCopy(call, o.dirs).catch((err: Error) => o.onError?.(err));
