@@ -134,7 +134,8 @@ export function openBuildSession(docker: Docker, o: BuildSessionOptions): Promis
           id,
           close() {
             server.forceShutdown();
-            socket.end();
+            // Both directions: a session the engine still sees as healthy stays registered until its connection is gone.
+            socket.destroy();
           },
         });
       },

@@ -286,11 +286,16 @@ describe('retention and deletion per image of a multi-image repository', () => {
     const repo = await h.createRepo(OWNER, 'keep', files('1.0'));
     const waitAll = async (sha: string, n: number) => {
       const answer = await h.merge(OWNER, 'keep', sha, { number: n });
-      await h.waitForBuild(answer.body.build as number);
+      const head = await h.waitForBuild(answer.body.build as number);
+      assert.equal(head.state, 'succeeded', `merge #${n}: ${head.failure}\n${await h.service.logs.read(head.id)}`);
       const list = await until('the images', async () => {
         const l = await h.service.store.listGroup(answer.body.build as number);
         return l.length === 2 && l.every((b) => (b.state === 'succeeded' || b.state === 'failed') && !h.service.worker?.isRunning(b.id)) ? l : undefined;
-      }, 120_000);
+      }, 120_000).catch(async (err: Error) => {
+        const l = await h.service.store.listGroup(answer.body.build as number);
+        const logs = await Promise.all(l.map(async (b) => `#${b.id} ${b.service} ${b.state} running=${h.service.worker?.isRunning(b.id)}\n${await h.service.logs.read(b.id)}`));
+        throw new Error(`${err.message}\n${logs.join('\n')}`);
+      });
       for (const b of list) assert.equal(b.state, 'succeeded', `${b.service}: ${b.failure}`);
       return list;
     };
