@@ -9,7 +9,8 @@ import { createBuildContext, excludedBuildFiles } from './context.js';
 import { stageContext } from './stage-context.js';
 import { pushImage } from './push.js';
 import { readRepoFile, openTarball } from './source.js';
-import { registryFailure, short, type PipelineDeps } from './pipeline-deps.js';
+import { short, type PipelineDeps } from './pipeline-deps.js';
+import { readVersionTag, versionBeingBuilt, versionTaken } from './version-tag.js';
 import type { BuildLogWriter } from '../logs/build-logs.js';
 
 /**
@@ -19,23 +20,17 @@ import type { BuildLogWriter } from '../logs/build-logs.js';
  * re-run after a crash or a redelivery), and refuses when it holds another.
  */
 async function checkVersionTag(deps: PipelineDeps, build: BuildRecord, spec: ImageSpec): Promise<'fresh' | 'done'> {
-  let existing;
-  try {
-    existing = await deps.registry.describeTag(spec.serviceName, spec.version);
-  } catch (err) {
-    throw registryFailure(err, `checking whether ${spec.serviceName}:${spec.version} exists`);
-  }
+  const existing = await readVersionTag(deps, spec);
   if (!existing) {
     // Two builds of one image:version from different commits (two repositories naming one image) may both find it free.
     const holder = await deps.store.claimVersion(spec.serviceName, spec.version, build.sha);
     if (holder === build.sha) return 'fresh';
-    throw new BuildError(`${spec.serviceName}:${spec.version} is being built from ${short(holder)} by another build; bump version in dockerInfo.json`);
+    throw versionBeingBuilt(spec, holder);
   }
   if (existing.revision === build.sha) return build.force ? 'fresh' : 'done';
   // A version bump of an unchanged image tagged an image built at an earlier commit: the version is still this commit's.
   if (build.force && (await taggedByThisCommit(deps, build, spec, existing.digest))) return 'fresh';
-  const holder = existing.revision ? short(existing.revision) : 'an image without a revision label';
-  throw new BuildError(`tag ${spec.version} already holds ${holder}; bump version in dockerInfo.json`);
+  throw versionTaken(spec, existing);
 }
 
 async function taggedByThisCommit(deps: PipelineDeps, build: BuildRecord, spec: ImageSpec, digest: string): Promise<boolean> {

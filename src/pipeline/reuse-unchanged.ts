@@ -1,6 +1,7 @@
-import { BuildError } from '../errors.js';
 import type { BuildLogWriter } from '../logs/build-logs.js';
+import { RegistryError } from '../registry/client.js';
 import { retagImage } from '../registry/retag.js';
+import { readVersionTag, versionBeingBuilt, versionTaken } from './version-tag.js';
 import type { BuildRecord } from '../store/store.js';
 import { imageTags, type ImageSpec } from '../spec/docker-info.js';
 import { registryFailure, short, type PipelineDeps } from './pipeline-deps.js';
@@ -18,20 +19,14 @@ export async function reuseUnchanged(deps: PipelineDeps, build: BuildRecord, spe
   out.line(`inputs unchanged since ${short(last.sha)} (build #${last.id}): reusing ${repository}@${digest}`);
 
   const wanted = imageTags(spec, build.sha);
-  let version;
-  try {
-    version = await deps.registry.describeTag(name, spec.version);
-  } catch (err) {
-    throw registryFailure(err, `checking whether ${name}:${spec.version} exists`);
-  }
+  const version = await readVersionTag(deps, spec);
   const tags = wanted.filter((t) => t !== spec.version);
   if (!version) {
     const holder = await deps.store.claimVersion(name, spec.version, build.sha);
-    if (holder !== build.sha && holder !== last.sha) throw new BuildError(`${name}:${spec.version} is being built from ${short(holder)} by another build; bump version in dockerInfo.json`);
+    if (holder !== build.sha && holder !== last.sha) throw versionBeingBuilt(spec, holder);
     tags.push(spec.version);
   } else if (version.digest !== digest && version.revision !== build.sha) {
-    const holder = version.revision ? short(version.revision) : 'an image without a revision label';
-    throw new BuildError(`tag ${spec.version} already holds ${holder}; bump version in dockerInfo.json`);
+    throw versionTaken(spec, version);
   }
   const moveLatest = build.branch === build.defaultBranch && !(await deps.store.hasLaterLatest(name, build.mergedAt, build.id));
   if (moveLatest) tags.push('latest');
@@ -45,7 +40,8 @@ export async function reuseUnchanged(deps: PipelineDeps, build: BuildRecord, spe
     try {
       done = await retagImage(deps.registry, name, digest, [tag]);
     } catch (err) {
-      if (tag === tags[0] && (await deps.registry.getManifestDigest(name, digest).catch(() => digest)) === undefined) {
+      // retagImage reads the manifest by digest first: a 404 there means the image was deleted or pruned.
+      if (tag === tags[0] && err instanceof RegistryError && err.status === 404) {
         out.line(`${repository}@${digest} is no longer in the registry: building it`);
         return undefined;
       }
