@@ -5,6 +5,7 @@ import Docker from 'dockerode';
 import type { BuildRecord } from '../../src/store/store.js';
 import type { GitRepo } from '../support/git-repo.js';
 import { docker, startHarness, type Harness } from '../support/harness.js';
+import { sharedPostgres } from '../support/postgres.js';
 import { until } from '../support/wait.js';
 
 const OWNER = 'mono-org';
@@ -56,7 +57,7 @@ async function imageEvents(since: number, until: number, names: string[]): Promi
     .filter((e) => names.some((n) => `${e.Actor?.Attributes?.name ?? ''} ${e.Actor?.ID ?? ''}`.includes(n)));
 }
 
-describe('several images per repository (real engine, real registry)', () => {
+for (const store of ['sqlite', 'postgres'] as const) describe(`several images per repository (real engine, real registry, ${store})`, () => {
   let h: Harness;
   let repo: GitRepo;
   let v: Versions = { base: '1.0', api: '1.0', web: '1.0' };
@@ -64,7 +65,8 @@ describe('several images per repository (real engine, real registry)', () => {
   let pr = 0;
 
   before(async () => {
-    h = await startHarness({ env: { BUILD_CONCURRENCY: '2', API_TOKEN, PUBLIC_URL: 'https://dockhook.example.com' } });
+    const database: Record<string, string> = store === 'postgres' ? { DATABASE_URL: await (await sharedPostgres()).createDatabase() } : {};
+    h = await startHarness({ env: { BUILD_CONCURRENCY: '2', API_TOKEN, PUBLIC_URL: 'https://dockhook.example.com', ...database } });
     repo = await h.createRepo(OWNER, 'mono', monorepo(v));
   });
   after(async () => {
