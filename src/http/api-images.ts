@@ -3,6 +3,8 @@ import pLimit from 'p-limit';
 import type { Config } from '../config.js';
 import { AppError } from '../errors.js';
 import { isValidRepositoryName, isValidTag, type RegistryClient, type TagInfo } from '../registry/client.js';
+import { deleteWithDependents } from '../registry/delete-with-dependents.js';
+import { ARTIFACT_TAG_PREFIX, PLATFORM_TAG_PREFIX, isInternalTag } from '../registry/internal-tags.js';
 import { requireApiToken } from './api-auth.js';
 import type { Store } from '../store/store.js';
 import { fromRegistry } from './registry-answer.js';
@@ -70,6 +72,19 @@ function tagName(tag: unknown): string {
   return value;
 }
 
+/** `_platform-…` and `_artifact-…` belong to a version: deleting one alone would break its index or orphan a file. */
+function refuseInternalTag(name: string, tag: string): void {
+  if (!isInternalTag(tag)) return;
+  const what = tag.startsWith(PLATFORM_TAG_PREFIX)
+    ? "one platform's image of a multi-platform version"
+    : tag.startsWith(ARTIFACT_TAG_PREFIX)
+      ? 'a build artifact of a version'
+      : "dockhook's own bookkeeping";
+  throw new AppError(400, `${name}:${tag} is a tag dockhook keeps for itself (${what}), not an image version: it cannot be deleted on its own`, {
+    hint: `delete the version it belongs to (the one tagged sha-${tag.split('-')[1] ?? '…'}): its platform images and artifacts go with it`,
+  });
+}
+
 /**
  * GET /api/images (every repository of the catalog), GET /api/images/<name>
  * (one, with slashes) and DELETE /api/images/<name>/tags/<tag>. Reads are open
@@ -118,17 +133,24 @@ export function imagesApiRouter(deps: ImagesApiDeps): Router {
     const unknown = Object.keys(query).filter((k) => k !== 'shared');
     if (unknown.length) throw new AppError(400, `unknown query parameter ${unknown.join(', ')}`, { hint: 'use shared=delete' });
     if (query.shared !== undefined && query.shared !== 'delete') throw new AppError(400, 'shared must be delete');
-    const { digest, alsoRemoved } = await fromRegistry(async () => {
+    refuseInternalTag(name, tag);
+    const { digest, alsoRemoved, failures } = await fromRegistry(async () => {
       const before = await deps.registry.listTags(name);
       if (!before.includes(tag)) throw new AppError(404, `tag ${name}:${tag} not found in the registry`);
       if (query.shared !== 'delete') await refuseSharedVersions(deps.registry, name, tag, before, await deps.store.versionsOf(name));
-      const deleted = await deps.registry.deleteTag(name, tag);
+      const target = await deps.registry.getManifestDigest(name, tag);
+      let deleted: { digest: string } | undefined;
+      // The index's children and the version's artifacts go too, unless something that stays still names them.
+      const dependents = await deleteWithDependents(deps.registry, name, target ? [target] : [], async () => {
+        deleted = await deps.registry.deleteTag(name, tag);
+        return [deleted.digest];
+      });
       // The registry deletes the manifest, and with it every tag of this repository that pointed at it.
       const after = new Set(await deps.registry.listTags(name));
-      return { digest: deleted.digest, alsoRemoved: before.filter((t) => t !== tag && !after.has(t)) };
+      return { digest: deleted!.digest, alsoRemoved: before.filter((t) => t !== tag && !after.has(t)), failures: dependents.failures };
     });
-    for (const t of [tag, ...alsoRemoved]) await deps.store.releaseVersion(name, t);
-    res.json({ deleted: `${name}:${tag}`, digest, alsoRemoved, note: GC_NOTE });
+    for (const t of [tag, ...alsoRemoved]) if (!isInternalTag(t)) await deps.store.releaseVersion(name, t);
+    res.json({ deleted: `${name}:${tag}`, digest, alsoRemoved, failures, note: GC_NOTE });
   });
 
   // A path the router cannot even decode (`%E0%A4%A`) is the caller's mistake, not a 500.

@@ -1,16 +1,20 @@
 import pLimit from 'p-limit';
 import { RegistryError, type RegistryClient, type TagInfo } from './client.js';
+import { isInternalTag } from './internal-tags.js';
+import { deleteWithDependents } from './delete-with-dependents.js';
 import { planRetention, type RetentionPlan } from './retention.js';
 
 /**
  * Carries out KEEP_VERSIONS for one image against the registry: describe every
- * tag, plan (retention.ts), delete the planned digests. Deletion failures are
- * returned, never thrown: retention must not fail the build that triggered it.
+ * tag, plan (retention.ts), delete the planned digests, then what went with
+ * them (delete-with-dependents.ts: index children no one else names, their
+ * artifacts). Deletion failures are returned, never thrown: retention must
+ * not fail the build that triggered it.
  */
 
 export interface RetentionOutcome {
   plan: RetentionPlan;
-  /** Tags actually gone (every tag of each digest deleted). */
+  /** Tags actually gone (every tag of each digest deleted), internal `_platform-`/`_artifact-` tags of what went with them included. */
   removed: string[];
   /** One human-readable line per failure, with the fix when there is one. */
   failures: string[];
@@ -43,25 +47,35 @@ export async function applyRetention(registry: RegistryClient, image: string, ke
   const removed: string[] = [];
   const failures: string[] = [];
 
-  for (const digest of plan.digests) {
-    const going = tags.filter((t) => t.digest === digest).map((t) => t.tag);
-    // The registry API deletes by digest only and the client resolves a tag to
-    // get it. Go through a version tag (dockhook never moves one) and check it
-    // still names the planned digest, so a tag moved since the plan (an extra
-    // tag re-pushed by a concurrent build) can never take a kept image down.
-    const via = going.find((t) => !t.startsWith('sha-')) ?? going[0]!;
-    try {
-      const now = await registry.getManifestDigest(image, via);
-      if (now !== digest) {
-        failures.push(`skipped ${image}:${via}: it moved to ${now ?? 'nothing'} since the plan; the next build retries`);
-        continue;
+  const deleteAll = async (): Promise<string[]> => {
+    const deleted: string[] = [];
+    for (const digest of plan.digests) {
+      const going = tags.filter((t) => t.digest === digest).map((t) => t.tag);
+      // The registry API deletes by digest only and the client resolves a tag to
+      // get it. Go through a version tag (dockhook never moves one) and check it
+      // still names the planned digest, so a tag moved since the plan (an extra
+      // tag re-pushed by a concurrent build) can never take a kept image down.
+      const via = going.find((t) => !t.startsWith('sha-') && !isInternalTag(t)) ?? going[0]!;
+      try {
+        const now = await registry.getManifestDigest(image, via);
+        if (now !== digest) {
+          failures.push(`skipped ${image}:${via}: it moved to ${now ?? 'nothing'} since the plan; the next build retries`);
+          continue;
+        }
+        await registry.deleteTag(image, via);
+        removed.push(...going);
+        deleted.push(digest);
+      } catch (err) {
+        failures.push(`could not delete ${image}:${going.join(', ')} (${digest}): ${describeFailure(err)}`);
+        if (stopsEverything(err)) break;
       }
-      await registry.deleteTag(image, via);
-      removed.push(...going);
-    } catch (err) {
-      failures.push(`could not delete ${image}:${going.join(', ')} (${digest}): ${describeFailure(err)}`);
-      if (stopsEverything(err)) break;
     }
+    return deleted;
+  };
+  if (plan.digests.length) {
+    const dependents = await deleteWithDependents(registry, image, plan.digests, deleteAll, { tags });
+    removed.push(...dependents.removedTags);
+    failures.push(...dependents.failures);
   }
   return { plan, removed: removed.sort(), failures };
 }

@@ -1,4 +1,5 @@
 import type { TagInfo } from './client.js';
+import { isInternalTag } from './internal-tags.js';
 
 /**
  * KEEP_VERSIONS: which tags of one image stay and which go. Pure, so every
@@ -49,9 +50,16 @@ const byName = new Intl.Collator('en', { numeric: true }).compare;
  * tags with no version in the list (nothing to judge them by); tags without
  * a readable creation time (they cannot be ordered, so they are not counted
  * either).
+ *
+ * dockhook's internal tags (`_platform-…`, `_artifact-…`, internal-tags.ts)
+ * are no versions: never counted, never in `keep` or `remove`, and the plan
+ * never deletes a digest one of them points at. They are a version's index
+ * children and artifacts, which go with it (delete-with-dependents.ts).
  */
-export function planRetention(tags: TagInfo[], keep: number): RetentionPlan {
+export function planRetention(all: TagInfo[], keep: number): RetentionPlan {
   if (!Number.isInteger(keep) || keep < 1) throw new RangeError(`keep must be a whole number of at least 1, got ${keep}`);
+
+  const tags = all.filter((t) => !isInternalTag(t.tag));
 
   const names = new Set(tags.map((t) => t.tag));
   const versions = new Map<string, Version>();
@@ -91,6 +99,8 @@ export function planRetention(tags: TagInfo[], keep: number): RetentionPlan {
     v.companions.forEach(protect);
   }
   undated.forEach((t) => protectedDigests.add(t.digest));
+  // Normally a child or an artifact, never a version's own digest; if one ever is, deleting it would break what the internal tag serves.
+  for (const t of all) if (isInternalTag(t.tag)) protectedDigests.add(t.digest);
   const claimed = new Set([...versions.values()].flatMap((v) => v.companions));
   for (const t of tags) if (SHA_TAG.test(t.tag) && !claimed.has(t.tag)) protectedDigests.add(t.digest);
 

@@ -105,6 +105,58 @@ describe('planRetention', () => {
     assert.deepEqual(plan.digests, [digest(1)]);
   });
 
+  describe('internal tags (_platform-, _artifact-)', () => {
+    const LIST = 'application/vnd.docker.distribution.manifest.list.v2+json';
+    const OCI = 'application/vnd.oci.image.manifest.v1+json';
+    /** A multi-platform version: its index (n), two children (n*10+1, n*10+2) and an artifact (n*10+3), all with a creation time. */
+    function multi(n: number, d: number, version: string): TagInfo[] {
+      const s7 = rev(n).slice(0, 7);
+      const at = { created: day(d), revision: rev(n), version };
+      return [
+        ...build(n, d, version).map((t) => ({ ...t, mediaType: LIST, platforms: ['linux/amd64', 'linux/arm64'] })),
+        { tag: `_platform-${s7}-linux-amd64`, digest: digest(n * 10 + 1), mediaType: MEDIA, ...at },
+        { tag: `_platform-${s7}-linux-arm64`, digest: digest(n * 10 + 2), mediaType: MEDIA, ...at },
+        { tag: `_artifact-${s7}-dist`, digest: digest(n * 10 + 3), mediaType: OCI, ...at },
+      ];
+    }
+
+    it('are never versions: not counted, not kept, not removed', () => {
+      const tags = [...multi(1, 1, '1.0.0'), ...multi(2, 2, '1.0.1'), ...multi(3, 3, '1.0.2')];
+      const plan = planRetention(tags, 2);
+      assert.deepEqual(plan.remove, ['1.0.0', sha(1)].sort(new Intl.Collator('en', { numeric: true }).compare));
+      assert.deepEqual(plan.digests, [digest(1)], 'the index only: its children and artifact are for delete-with-dependents');
+      assert.deepEqual(new Set(plan.keep), new Set(['1.0.1', sha(2), '1.0.2', sha(3)]));
+      for (const t of [...plan.keep, ...plan.remove]) assert.ok(!t.startsWith('_'), t);
+    });
+
+    it('do not make KEEP_VERSIONS count them (one version with many internal tags is one version)', () => {
+      const tags = [...multi(1, 1, '1.0.0'), ...multi(2, 2, '1.0.1')];
+      assert.deepEqual(planRetention(tags, 2), { keep: ['1.0.0', '1.0.1', sha(1), sha(2)].sort(new Intl.Collator('en', { numeric: true }).compare), remove: [], digests: [] });
+    });
+
+    it('alone (no version left, or undated), are never planned for deletion', () => {
+      const stray: TagInfo[] = [
+        { tag: '_platform-0000009-linux-amd64', digest: digest(91), mediaType: MEDIA, created: day(1) },
+        { tag: '_artifact-0000009-dist', digest: digest(93), mediaType: 'application/vnd.oci.image.manifest.v1+json' },
+      ];
+      const plan = planRetention([...stray, ...build(2, 2, '1.0.1'), ...build(3, 3, '1.0.2')], 1);
+      assert.deepEqual(plan.digests, [digest(2)]);
+      assert.deepEqual(new Set(plan.remove), new Set(['1.0.1', sha(2)]));
+      assert.ok(!plan.keep.some((t) => t.startsWith('_')));
+    });
+
+    it('protect the digest they point at even when an old version tag shares it', () => {
+      // An old single-platform 1.0.0 that is byte for byte the amd64 child of the kept multi-platform 2.0.0.
+      const kept = multi(5, 5, '2.0.0');
+      const child = kept.find((t) => t.tag.endsWith('-linux-amd64'))!;
+      const old: TagInfo = { tag: '1.0.0', digest: child.digest, mediaType: MEDIA, created: day(1), revision: rev(1) };
+      const plan = planRetention([old, ...kept, ...build(6, 6, '2.0.1')], 1);
+      assert.ok(!plan.digests.includes(child.digest));
+      assert.ok(plan.keep.includes('1.0.0'));
+      assert.deepEqual(plan.digests, [digest(5)]);
+    });
+  });
+
   it('refuses a keep count below 1', () => {
     assert.throws(() => planRetention([], 0), RangeError);
     assert.throws(() => planRetention([], 1.5), RangeError);
