@@ -39,6 +39,8 @@ const schema = z.object({
   API_TOKEN: z.string().min(1).optional(),
   API_TOKEN_READS: boolish.default(false),
   KEEP_VERSIONS: positiveInt('KEEP_VERSIONS').optional(),
+  // 1 GiB: the tar of one artifact path as the engine sends it, before gzip.
+  ARTIFACT_MAX_BYTES: positiveInt('ARTIFACT_MAX_BYTES').default(1024 ** 3),
   NGROK_API_URL: z.url().optional(),
   WEBHOOK_REPOS: z.string().optional(),
   // Read from a file instead (Docker's secrets convention); compose makes REGISTRY_PASSWORD_FILE itself.
@@ -87,6 +89,8 @@ export interface Config {
   apiToken?: string;
   apiTokenReads: boolean;
   keepVersions?: number;
+  /** The largest artifact (the tar of one path, before gzip) a build may copy out, in bytes. */
+  artifactMaxBytes: number;
   ngrokApiUrl?: string;
   webhookRepos: string[];
   /** $DOCKER_CONFIG/config.json (default ~/.docker/config.json): pull credentials for other registries. */
@@ -204,6 +208,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     apiToken: e.API_TOKEN,
     apiTokenReads: e.API_TOKEN_READS,
     keepVersions: e.KEEP_VERSIONS,
+    artifactMaxBytes: e.ARTIFACT_MAX_BYTES,
     ngrokApiUrl: e.NGROK_API_URL,
     webhookRepos: splitList(e.WEBHOOK_REPOS),
     // HOME is the user's, not a dockhook setting: read as the docker CLI reads it.

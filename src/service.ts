@@ -88,7 +88,7 @@ export async function startService(config: Config, options: ServiceOptions): Pro
               docker,
               registry,
               store: workerStore,
-              settings: { registry: config.registry, registryAuth: config.registryAuth, builder: chooseBuilder, pullCredentials },
+              settings: { registry: config.registry, registryAuth: config.registryAuth, builder: chooseBuilder, pullCredentials, artifactMaxBytes: config.artifactMaxBytes },
               observePush: (seconds) => metrics.pushDuration.observe(seconds),
             },
             build,

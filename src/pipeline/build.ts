@@ -26,6 +26,13 @@ export interface BuildImageOptions {
   buildArgs: Record<string, string>;
   target?: string;
   /**
+   * os/arch[/variant] to build for (the engine's `platform`, API 1.32+);
+   * undefined builds for the engine's own. The classic builder is also asked
+   * to pull: with a base image already local for another platform it fails
+   * with "does not match the specified platform" otherwise.
+   */
+  platform?: string;
+  /**
    * Images whose layers the build may reuse (`cachefrom`), full references
    * such as localhost:5000/api:latest (chooseCacheRefs in cache-refs.ts).
    * BuildKit reads their inline cache from the registry itself; for the
@@ -52,6 +59,7 @@ async function startBuild(docker: Docker, o: BuildImageOptions, cacheFrom: strin
     dockerfile: o.dockerfile,
     labels: o.labels,
     target: o.target,
+    ...(o.platform ? { platform: o.platform } : {}),
     rm: true,
     forcerm: true,
     // One JSON-encoded list, unlike `t` (a repeated parameter): docker-modem would repeat an array, which the engine refuses (400).
@@ -64,6 +72,7 @@ async function startBuild(docker: Docker, o: BuildImageOptions, cacheFrom: strin
       ...query,
       buildargs: o.buildArgs,
       version: '1',
+      ...(o.platform ? { pull: '1' } : {}),
       registryconfig: o.credentials.registryConfig(),
       abortSignal: o.signal,
     } as unknown as Docker.ImageBuildOptions);

@@ -14,6 +14,8 @@ export interface PipelineSettings {
   builder: () => Promise<Builder>;
   /** Logins for pulls of base images during a build: REGISTRY's and config.json's. */
   pullCredentials: PullCredentials;
+  /** ARTIFACT_MAX_BYTES (default 1 GiB). */
+  artifactMaxBytes?: number;
 }
 
 export interface PipelineDeps {

@@ -51,6 +51,9 @@ export async function reuseUnchanged(deps: PipelineDeps, build: BuildRecord, spe
     out.line(`tagged ${repository}:${tag} ${digest}`);
   }
   if (version) await deps.store.recordPush(build.id, { ref: `${repository}:${spec.version}`, tag: spec.version, digest: version.digest }, false);
+  // The same image: its platforms' images and its artifacts are this build's too.
+  for (const p of last.platforms) await deps.store.recordPlatform(build.id, p);
+  for (const a of last.artifacts) await deps.store.recordArtifact(build.id, a);
   const sha7 = `sha-${short(build.sha)}`;
   const more = tags.filter((t) => t !== sha7);
   return `unchanged since ${short(last.sha)}; tagged ${[sha7, ...more].join(', ')}`;

@@ -1,6 +1,8 @@
 import { posix } from 'node:path';
 import { z } from 'zod';
 import { isValidRepositoryName, isValidTag } from '../docker-reference.js';
+import { normalizePlatform } from '../engine/platforms.js';
+import { isValidPlatform } from '../registry/image-index.js';
 
 /**
  * What to build, as plain data. Produced from dockerInfo.json (describing) and
@@ -16,6 +18,17 @@ export interface BuildSpec {
   buildArgs: Record<string, string>;
   target?: string;
   extraTags: string[];
+  /** os/arch[/variant], normalised and unique; [] builds for the engine's own platform only. */
+  platforms: string[];
+  /** Paths copied out of the built image after the build, one .tar.gz each (per platform). */
+  artifacts: ArtifactSpec[];
+}
+
+export interface ArtifactSpec {
+  /** Lowercase letters, digits, . _ -; unique within the image. */
+  name: string;
+  /** Absolute, normalised posix path inside the image. */
+  path: string;
 }
 
 /** Thrown for a dockerInfo.json that cannot be built; the message names the field. Never retried. */
@@ -36,7 +49,38 @@ const serviceName = z
     message: 'must be a Docker repository name: lowercase letters, digits and single . _ - between them (for example "api" or "team/api")',
   });
 
-const tag = z.string({ error: 'must be a string' }).refine(isValidTag, { message: 'must be a Docker tag: letters, digits, _ . - (not first), at most 128 characters' });
+const tag = z
+  .string({ error: 'must be a string' })
+  .refine(isValidTag, { message: 'must be a Docker tag: letters, digits, _ . - (not first), at most 128 characters' })
+  // dockhook's own tags (per-platform images, artifacts) start with _ (registry/internal-tags.ts).
+  .refine((t) => !t.startsWith('_'), { message: 'must not start with _: tags starting with _ are dockhook\'s own' });
+
+const MAX_PLATFORMS = 8;
+const platform = z
+  .string({ error: 'must be a string such as "linux/arm64"' })
+  .transform((value, ctx) => {
+    const normal = normalizePlatform(value);
+    if (!isValidPlatform(normal)) {
+      ctx.addIssue({ code: 'custom', message: `${JSON.stringify(value)} is not a platform: write os/architecture[/variant], e.g. linux/amd64, linux/arm64 or linux/arm/v7` });
+      return z.NEVER;
+    }
+    return normal;
+  });
+
+const ARTIFACT_NAME = /^[a-z0-9][a-z0-9._-]{0,39}$/;
+const artifact = z.object(
+  {
+    name: z.string({ error: 'must be a string' }).regex(ARTIFACT_NAME, 'must be 1 to 40 lowercase letters, digits, . _ - (starting with a letter or digit)'),
+    path: z.string({ error: 'must be a string' }).transform((value, ctx) => {
+      if (!value.startsWith('/')) {
+        ctx.addIssue({ code: 'custom', message: `must be an absolute path inside the image, such as /app/dist (got ${JSON.stringify(value)})` });
+        return z.NEVER;
+      }
+      return posix.normalize(value).replace(/(.)\/+$/, '$1');
+    }),
+  },
+  { error: 'must be an object like {"name": "dist", "path": "/app/dist"}' },
+);
 
 function relativePath(what: string) {
   return z.string({ error: 'must be a string' }).transform((value, ctx) => {
@@ -68,6 +112,29 @@ const entry = z.object({
     .max(20, 'at most 20 extra tags')
     .default([]),
   depends_on: z.array(serviceName, { error: 'must be an array of service names from this file' }).max(50, 'at most 50 dependencies').default([]),
+  platforms: z
+    .array(platform, { error: 'must be an array such as ["linux/amd64", "linux/arm64"]' })
+    .min(1, 'must list at least one platform (leave it out to build for the engine\'s own)')
+    .max(MAX_PLATFORMS, `at most ${MAX_PLATFORMS} platforms`)
+    .superRefine((list, ctx) => {
+      const seen = new Set<string>();
+      list.forEach((p, i) => {
+        if (seen.has(p)) ctx.addIssue({ code: 'custom', path: [i], message: `${p} is listed twice (after normalising: linux/arm64/v8 is linux/arm64)` });
+        seen.add(p);
+      });
+    })
+    .optional(),
+  artifacts: z
+    .array(artifact, { error: 'must be an array of {"name": "dist", "path": "/app/dist"}' })
+    .max(20, 'at most 20 artifacts')
+    .superRefine((list, ctx) => {
+      const seen = new Set<string>();
+      list.forEach((a, i) => {
+        if (seen.has(a.name)) ctx.addIssue({ code: 'custom', path: [i, 'name'], message: `${a.name} is used twice; each artifact needs its own name` });
+        seen.add(a.name);
+      });
+    })
+    .default([]),
 });
 
 type Entry = z.output<typeof entry>;
@@ -123,6 +190,8 @@ function toSpec(d: Entry): ImageSpec {
     target: d.target,
     extraTags: [...new Set(d.tags.filter((t) => t !== d.version))],
     needs: [...new Set(d.depends_on)],
+    platforms: d.platforms ?? [],
+    artifacts: d.artifacts,
   };
 }
 

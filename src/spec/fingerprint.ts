@@ -31,6 +31,9 @@ export function fingerprintImage(spec: ImageSpec, inputs: FingerprintInputs): st
     target: spec.target ?? null,
     registry: inputs.registry,
     needs: Object.entries(inputs.needs).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
+    // Only when asked for, so that images without them keep the fingerprints they had before these fields existed.
+    ...(spec.platforms.length ? { platforms: [...spec.platforms].sort() } : {}),
+    ...(spec.artifacts.length ? { artifacts: spec.artifacts.map((a) => [a.name, a.path]).sort() } : {}),
   });
   return `sha256:${createHash('sha256').update(canonical).digest('hex')}`;
 }

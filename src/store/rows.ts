@@ -1,5 +1,5 @@
 import type { BuildRequest } from '../intake.js';
-import type { BuildRecord, BuildState, PlannedImage, PushedRef } from './store.js';
+import type { BuildRecord, BuildState, ArtifactRecord, PlannedImage, PlatformImage, PushedRef } from './store.js';
 
 /** A builds row as both backends return it (PostgreSQL gives jsonb parsed, SQLite gives text). */
 export interface BuildRow {
@@ -26,6 +26,8 @@ export interface BuildRow {
   image: string | null;
   version: string | null;
   pushed: string | PushedRef[];
+  platforms: string | PlatformImage[];
+  artifacts: string | ArtifactRecord[];
   latest_pushed: number | boolean;
   failure: string | null;
   notes: string | string[];
@@ -39,6 +41,8 @@ export interface BuildRow {
   /** Not a column: the service names of the builds in build_needs, aggregated by each backend's SELECT (a JSON array). */
   needs: string | string[];
 }
+
+const ordinal = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
 const json = <T>(v: string | T): T => (typeof v === 'string' ? (JSON.parse(v) as T) : v);
 
@@ -65,6 +69,11 @@ export function toRecord(r: BuildRow): BuildRecord {
     image: r.image ?? undefined,
     version: r.version ?? undefined,
     pushed: json<PushedRef[]>(r.pushed),
+    // Kept in the order they were recorded; shown in a stable one.
+    platforms: json<PlatformImage[]>(r.platforms).sort((a, b) => ordinal(a.platform, b.platform)),
+    artifacts: json<ArtifactRecord[]>(r.artifacts)
+      .map(({ platform, ...a }): ArtifactRecord => (platform == null ? a : { ...a, platform }))
+      .sort((a, b) => ordinal(a.name, b.name) || ordinal(a.platform ?? '', b.platform ?? '')),
     latestPushed: r.latest_pushed === 1 || r.latest_pushed === true,
     failure: r.failure ?? undefined,
     notes: json<string[]>(r.notes),

@@ -8,6 +8,34 @@ export interface PushedRef {
   digest: string;
 }
 
+/** One platform's image of a multi-platform build (the children of its index). */
+export interface PlatformImage {
+  /** os/arch[/variant], as dockerInfo.json's `platforms` lists it (normalised: linux/arm64). */
+  platform: string;
+  /** The child manifest's digest, in the image's repository. */
+  digest: string;
+  /** The internal tag it was pushed under (registry/internal-tags.ts platformTag). */
+  tag: string;
+}
+
+/** A file set copied out of the built image and kept in the registry as an OCI artifact. */
+export interface ArtifactRecord {
+  /** The artifact's name in dockerInfo.json. */
+  name: string;
+  /** os/arch[/variant]; undefined when the image has no `platforms`. */
+  platform?: string;
+  /** The path copied out of the image. */
+  path: string;
+  /** Registry repository (the image's, without the registry host) and the internal tag it is under. */
+  repository: string;
+  tag: string;
+  /** The artifact manifest's digest. */
+  digest: string;
+  /** The .tar.gz layer: its digest and size in bytes. */
+  layerDigest: string;
+  size: number;
+}
+
 export interface BuildRecord extends BuildRequest {
   id: number;
   state: BuildState;
@@ -20,6 +48,10 @@ export interface BuildRecord extends BuildRequest {
   image?: string;
   version?: string;
   pushed: PushedRef[];
+  /** Multi-platform builds: each platform's image, sorted by platform ([] otherwise). */
+  platforms: PlatformImage[];
+  /** Artifacts, sorted by name then platform ([] when dockerInfo.json asks for none). */
+  artifacts: ArtifactRecord[];
   latestPushed: boolean;
   failure?: string;
   notes: string[];
@@ -149,6 +181,10 @@ export interface Store {
 
   addNote(id: number, note: string): Promise<void>;
   recordPush(id: number, pushed: PushedRef, isLatest: boolean): Promise<void>;
+  /** One platform's image pushed; recording the same platform again (a retry) replaces it. */
+  recordPlatform(id: number, image: PlatformImage): Promise<void>;
+  /** One artifact pushed; recording the same name + platform again (a retry) replaces it. */
+  recordArtifact(id: number, artifact: ArtifactRecord): Promise<void>;
   /** The final writes: false when the lease is no longer `owner`'s, and nothing was changed. */
   markSucceeded(id: number, owner: string): Promise<boolean>;
   /** An image build that fails also marks its group's head failed ("<service> failed"), in the same transaction, so a redelivery of the merge builds again. */

@@ -512,6 +512,38 @@ export function storeContract(name: string, open: () => Promise<OpenedStore>): v
         assert.equal(after.latestPushed, true);
       });
 
+      test('recordPlatform keeps one image per platform, sorted, the last recorded winning', async (store) => {
+        const b = await queued(store, request());
+        assert.deepEqual((await store.get(b.id))!.platforms, []);
+        const d = (c: string) => `sha256:${c.repeat(64)}`;
+        await store.recordPlatform(b.id, { platform: 'linux/arm64', digest: d('a'), tag: '_platform-abc1234-linux-arm64' });
+        await store.recordPlatform(b.id, { platform: 'linux/amd64', digest: d('b'), tag: '_platform-abc1234-linux-amd64' });
+        await store.recordPlatform(b.id, { platform: 'linux/arm64', digest: d('c'), tag: '_platform-abc1234-linux-arm64' });
+        const expected = [
+          { platform: 'linux/amd64', digest: d('b'), tag: '_platform-abc1234-linux-amd64' },
+          { platform: 'linux/arm64', digest: d('c'), tag: '_platform-abc1234-linux-arm64' },
+        ];
+        assert.deepEqual((await store.get(b.id))!.platforms, expected);
+        assert.deepEqual((await store.list({ limit: 10 })).find((x) => x.id === b.id)!.platforms, expected);
+      });
+
+      test('recordArtifact keeps one per name and platform, sorted by name then platform', async (store) => {
+        const b = await queued(store, request());
+        assert.deepEqual((await store.get(b.id))!.artifacts, []);
+        const art = (name: string, platform: string | undefined, c: string) => ({
+          name, ...(platform ? { platform } : {}), path: `/out/${name}`, repository: 'app', tag: `_artifact-abc1234-${name}`,
+          digest: `sha256:${c.repeat(64)}`, layerDigest: `sha256:${c.repeat(63)}0`, size: 42,
+        });
+        await store.recordArtifact(b.id, art('dist', 'linux/arm64', 'a'));
+        await store.recordArtifact(b.id, art('docs', undefined, 'b'));
+        await store.recordArtifact(b.id, art('dist', 'linux/amd64', 'c'));
+        await store.recordArtifact(b.id, art('dist', 'linux/arm64', 'd'));
+        await store.recordArtifact(b.id, art('docs', undefined, 'e'));
+        const expected = [art('dist', 'linux/amd64', 'c'), art('dist', 'linux/arm64', 'd'), art('docs', undefined, 'e')];
+        assert.deepEqual((await store.get(b.id))!.artifacts, expected);
+        assert.deepEqual((await store.list({ limit: 10 })).find((x) => x.id === b.id)!.artifacts, expected);
+      });
+
       test('setImage records the image and version, and the fingerprint when given', async (store) => {
         const b = await queued(store, request());
         await store.setImage(b.id, 'registry.test/acme/app', '1.2.3');

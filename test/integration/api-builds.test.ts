@@ -322,7 +322,7 @@ describe('toBuildView (pure)', () => {
     id: 7, deliveryId: 'd', trigger: 'merge', owner: 'o', repo: 'r', repoUrl: 'https://github.com/o/r/', defaultBranch: 'main',
     branch: 'main', sha: 'b'.repeat(40), mergedAt: '2024-05-01T10:00:00Z', state: 'running', attempts: 2, runAfter: 0,
     createdAt: Date.parse('2024-05-01T10:00:01Z'), firstStartedAt: Date.parse('2024-05-01T10:00:02Z'), startedAt: Date.parse('2024-05-01T10:00:30Z'),
-    image: 'api', version: '1.4.2', latestPushed: false, failure: 'registry down', notes: [], needs: [], force: false,
+    image: 'api', version: '1.4.2', latestPushed: false, failure: 'registry down', notes: [], needs: [], force: false, platforms: [], artifacts: [],
     pushed: [
       { ref: 'reg:5000/api:sha-bbbbbbb', tag: 'sha-bbbbbbb', digest: 'sha256:1' },
       { ref: 'reg:5000/api:1.4.2', tag: '1.4.2', digest: 'sha256:1' },

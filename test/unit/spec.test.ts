@@ -15,6 +15,8 @@ describe('parseDockerInfo', () => {
       buildArgs: {},
       target: undefined,
       extraTags: [],
+      platforms: [],
+      artifacts: [],
     });
   });
 
@@ -134,5 +136,53 @@ describe('fingerprintImage', () => {
     assert.notEqual(fingerprintImage(spec, { ...inputs, needs: { base: 'sha256:2' } }), base);
     assert.notEqual(fingerprintImage({ ...spec, buildArgs: { A: '1' } }, inputs), base);
     assert.notEqual(fingerprintImage({ ...spec, target: 'prod' }, inputs), base);
+    assert.notEqual(fingerprintImage({ ...spec, platforms: ['linux/amd64', 'linux/arm64'] }, inputs), base);
+    assert.notEqual(fingerprintImage({ ...spec, artifacts: [{ name: 'dist', path: '/dist' }] }, inputs), base);
+  });
+
+  it('is the same as before platforms and artifacts existed for an image without them, and ignores their order', () => {
+    // Upgrading dockhook must not rebuild every unchanged image.
+    // The value fingerprint.ts gave before the two fields were added.
+    assert.equal(fingerprintImage(spec, inputs), 'sha256:70eaa389b1e37aa81df4acff72006bad9deef1484fdc8429cbc451142662d5e3');
+    assert.equal(
+      fingerprintImage({ ...spec, platforms: ['linux/arm64', 'linux/amd64'] }, inputs),
+      fingerprintImage({ ...spec, platforms: ['linux/amd64', 'linux/arm64'] }, inputs),
+    );
+  });
+});
+
+describe('platforms and artifacts in dockerInfo.json', () => {
+  const one = (extra: Record<string, unknown>) => readDockerInfo(JSON.stringify({ service_name: 'api', version: '1', ...extra })).images[0]!;
+  const refuses = (extra: Record<string, unknown>, pattern: RegExp) => assert.throws(() => one(extra), pattern);
+
+  it('reads platforms in their canonical spelling', () => {
+    assert.deepEqual(one({ platforms: ['linux/amd64', 'linux/arm64/v8', 'linux/arm/v7', 'linux/i386'] }).platforms, ['linux/amd64', 'linux/arm64', 'linux/arm/v7', 'linux/386']);
+    assert.deepEqual(one({}).platforms, []);
+  });
+
+  it('refuses a bad, empty or duplicated platform list, naming the field', () => {
+    refuses({ platforms: ['arm64'] }, /platforms\.0 "arm64" is not a platform: write os\/architecture/);
+    refuses({ platforms: [] }, /platforms must list at least one platform/);
+    refuses({ platforms: 'linux/amd64' }, /platforms must be an array/);
+    refuses({ platforms: ['linux/arm64', 'linux/arm64/v8'] }, /platforms\.1 linux\/arm64 is listed twice/);
+  });
+
+  it('reads artifacts with absolute, normalised paths', () => {
+    assert.deepEqual(one({ artifacts: [{ name: 'dist', path: '/app/dist/' }, { name: 'docs.v1', path: '/usr//share/doc' }] }).artifacts, [
+      { name: 'dist', path: '/app/dist' },
+      { name: 'docs.v1', path: '/usr/share/doc' },
+    ]);
+  });
+
+  it('refuses relative paths, bad or duplicate names', () => {
+    refuses({ artifacts: [{ name: 'dist', path: 'app/dist' }] }, /artifacts\.0\.path must be an absolute path inside the image/);
+    refuses({ artifacts: [{ name: 'Dist', path: '/dist' }] }, /artifacts\.0\.name must be 1 to 40 lowercase letters/);
+    refuses({ artifacts: [{ name: 'dist', path: '/a' }, { name: 'dist', path: '/b' }] }, /artifacts\.1\.name dist is used twice/);
+    refuses({ artifacts: [{ path: '/a' }] }, /artifacts\.0\.name/);
+  });
+
+  it("keeps tags starting with _ for dockhook's own", () => {
+    refuses({ tags: ['_platform-x'] }, /tags\.0 must not start with _/);
+    refuses({ version: '_1' }, /version must not start with _/);
   });
 });

@@ -4,7 +4,7 @@ import type { BuildRequest } from '../../intake.js';
 import type { Logger } from '../../log.js';
 import { checkPlan, emptyCounts, requestValues, toRecord, type BuildRow } from '../rows.js';
 import { schemaTooNew } from '../schema-version.js';
-import type { BuildRecord, BuildState, EnqueueResult, Lease, ListQuery, PlannedImage, PushedRef, Store } from '../store.js';
+import type { BuildRecord, BuildState, EnqueueResult, Lease, ListQuery, PlannedImage, PlatformImage, ArtifactRecord, PushedRef, Store } from '../store.js';
 import { isConnectionError, redactDatabaseUrl, unavailable } from './errors.js';
 import { PgNotifier } from './notifier.js';
 import { MIGRATIONS } from './schema.js';
@@ -376,6 +376,28 @@ export class PgStore implements Store {
 
   async addNote(id: number, note: string): Promise<void> {
     await this.q('UPDATE builds SET notes = notes || jsonb_build_array($2::text) WHERE id = $1', [id, note]);
+  }
+
+  async recordPlatform(id: number, image: PlatformImage): Promise<void> {
+    await this.q(
+      `UPDATE builds SET platforms = (
+         SELECT COALESCE(jsonb_agg(e), '[]'::jsonb) FROM (
+           SELECT e FROM jsonb_array_elements(builds.platforms) e WHERE e->>'platform' IS DISTINCT FROM $2
+           UNION ALL SELECT $3::jsonb) x (e))
+       WHERE id = $1`,
+      [id, image.platform, JSON.stringify(image)],
+    );
+  }
+
+  async recordArtifact(id: number, artifact: ArtifactRecord): Promise<void> {
+    await this.q(
+      `UPDATE builds SET artifacts = (
+         SELECT COALESCE(jsonb_agg(e), '[]'::jsonb) FROM (
+           SELECT e FROM jsonb_array_elements(builds.artifacts) e WHERE NOT (e->>'name' = $2 AND e->>'platform' IS NOT DISTINCT FROM $3)
+           UNION ALL SELECT $4::jsonb) x (e))
+       WHERE id = $1`,
+      [id, artifact.name, artifact.platform ?? null, JSON.stringify(artifact)],
+    );
   }
 
   async recordPush(id: number, pushed: PushedRef, isLatest: boolean): Promise<void> {

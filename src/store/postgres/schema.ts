@@ -93,4 +93,10 @@ CREATE TABLE build_needs (
   PRIMARY KEY (build_id, needs_id)
 );
 `,
+  // 3: multi-platform builds (each platform's image) and artifacts
+  `
+ALTER TABLE builds
+  ADD COLUMN platforms JSONB NOT NULL DEFAULT '[]',
+  ADD COLUMN artifacts JSONB NOT NULL DEFAULT '[]';
+`,
 ];

@@ -94,4 +94,9 @@ CREATE TABLE build_needs (
   PRIMARY KEY (build_id, needs_id)
 );
 `,
+  // 4: multi-platform builds (each platform's image) and artifacts
+  `
+ALTER TABLE builds ADD COLUMN platforms TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE builds ADD COLUMN artifacts TEXT NOT NULL DEFAULT '[]';
+`,
 ];

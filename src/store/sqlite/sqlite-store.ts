@@ -5,7 +5,7 @@ import Database from 'better-sqlite3';
 import type { BuildRequest } from '../../intake.js';
 import { checkPlan, emptyCounts, requestValues, toRecord, type BuildRow } from '../rows.js';
 import { schemaTooNew } from '../schema-version.js';
-import type { BuildRecord, BuildState, EnqueueResult, Lease, ListQuery, PlannedImage, PushedRef, Store } from '../store.js';
+import type { BuildRecord, BuildState, EnqueueResult, Lease, ListQuery, PlannedImage, PlatformImage, ArtifactRecord, PushedRef, Store } from '../store.js';
 import { MIGRATIONS } from './schema.js';
 
 /** A builds row with its needs (the service names of the builds it waits for, as a JSON array), for toRecord. */
@@ -263,6 +263,26 @@ export class SqliteStore implements Store {
 
   async addNote(id: number, note: string): Promise<void> {
     this.prepare("UPDATE builds SET notes = json_insert(notes, '$[#]', ?) WHERE id = ?").run(note, id);
+  }
+
+  async recordPlatform(id: number, image: PlatformImage): Promise<void> {
+    this.prepare(
+      `UPDATE builds SET platforms = (
+         SELECT json_group_array(json(value)) FROM (
+           SELECT value FROM json_each(builds.platforms) WHERE json_extract(value, '$.platform') IS NOT ?
+           UNION ALL SELECT json(?) AS value))
+       WHERE id = ?`,
+    ).run(image.platform, JSON.stringify(image), id);
+  }
+
+  async recordArtifact(id: number, artifact: ArtifactRecord): Promise<void> {
+    this.prepare(
+      `UPDATE builds SET artifacts = (
+         SELECT json_group_array(json(value)) FROM (
+           SELECT value FROM json_each(builds.artifacts) WHERE NOT (json_extract(value, '$.name') = ? AND json_extract(value, '$.platform') IS ?)
+           UNION ALL SELECT json(?) AS value))
+       WHERE id = ?`,
+    ).run(artifact.name, artifact.platform ?? null, JSON.stringify(artifact), id);
   }
 
   async recordPush(id: number, pushed: PushedRef, isLatest: boolean): Promise<void> {
