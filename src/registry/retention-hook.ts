@@ -4,6 +4,7 @@ import type { Logger } from '../log.js';
 import type { BuildRecord, Store } from '../store/store.js';
 import { applyRetention } from './apply-retention.js';
 import type { RegistryClient } from './client.js';
+import { isInternalTag } from './internal-tags.js';
 
 export interface RetentionHookDeps {
   registry: RegistryClient;
@@ -38,7 +39,8 @@ export function retentionAfterSuccess(deps: RetentionHookDeps): (build: BuildRec
           ? `retention (KEEP_VERSIONS=${deps.keep}): deleted ${image}:${removed.join(', ')}; kept ${plan.keep.join(', ')}`
           : `retention (KEEP_VERSIONS=${deps.keep}): nothing to delete in ${image}`,
       );
-      for (const version of removed) await deps.store.releaseVersion(image, version);
+      // _platform- and _artifact- tags went with their versions; they were never bound to a commit.
+      for (const version of removed.filter((t) => !isInternalTag(t))) await deps.store.releaseVersion(image, version);
       if (removed.length) log.info({ removed, kept: plan.keep }, 'old versions deleted');
       for (const f of failures) await problem(f);
     } catch (err) {

@@ -40,6 +40,7 @@ const files = () => ({
       { service_name: 'dist', version: '1.0.0', context: 'dist', target: 'dist', artifacts: [{ name: 'dist', path: '/dist' }] },
       { service_name: 'missing', version: '1.0.0', context: 'dist', target: 'dist', artifacts: [{ name: 'nope', path: '/not/there' }] },
       { service_name: 'big', version: '1.0.0', context: 'big', artifacts: [{ name: 'blob', path: '/blob' }] },
+      { service_name: 'win', version: '1.0.0', context: 'arch', platforms: ['linux/amd64', 'windows/amd64'] },
     ],
   }),
   // A RUN step for each platform: under QEMU for arm64.
@@ -142,6 +143,14 @@ for (const { store, builder } of matrix) describe(`platforms and artifacts (real
     assert.match(images.missing!.failure ?? '', /\/not\/there/);
     assert.equal(images.big!.state, 'failed');
     assert.match(images.big!.failure ?? '', /1(\.0)? MiB|1048576/);
+  });
+
+  it('a platform the engine cannot run fails before anything is built, saying why', async () => {
+    const win = images.win!;
+    assert.equal(win.state, 'failed');
+    assert.match(win.failure ?? '', /windows\/amd64 cannot run on this engine: it runs linux containers/);
+    assert.doesNotMatch(await h.service.logs.read(win.id), /building .*win/);
+    assert.equal((await manifest('win', `_platform-${sha.slice(0, 7)}-linux-amd64`)).status, 404);
   });
 
   it('deleting the version deletes its per-platform images and its artifacts', async () => {
