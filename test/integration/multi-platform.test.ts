@@ -33,16 +33,19 @@ function untar(tar: Buffer): Record<string, string> {
 /** Every run gets its own RUN lines: the engine keeps its build cache between runs, and a cached step proves nothing. */
 const run = randomUUID().slice(0, 8);
 
-const files = () => ({
-  'dockerInfo.json': JSON.stringify({
+const dockerInfo = (archVersion: string) =>
+  JSON.stringify({
     images: [
-      { service_name: 'arch', version: '1.0.0', context: 'arch', platforms: ['linux/amd64', 'linux/arm64'], artifacts: [{ name: 'arch', path: '/arch' }] },
+      { service_name: 'arch', version: archVersion, context: 'arch', platforms: ['linux/amd64', 'linux/arm64'], artifacts: [{ name: 'arch', path: '/arch' }] },
       { service_name: 'dist', version: '1.0.0', context: 'dist', target: 'dist', artifacts: [{ name: 'dist', path: '/dist' }] },
       { service_name: 'missing', version: '1.0.0', context: 'dist', target: 'dist', artifacts: [{ name: 'nope', path: '/not/there' }] },
       { service_name: 'big', version: '1.0.0', context: 'big', artifacts: [{ name: 'blob', path: '/blob' }] },
       { service_name: 'win', version: '1.0.0', context: 'arch', platforms: ['linux/amd64', 'windows/amd64'] },
     ],
-  }),
+  });
+
+const files = () => ({
+  'dockerInfo.json': dockerInfo('1.0.0'),
   // A RUN step for each platform: under QEMU for arm64.
   'arch/Dockerfile': `ARG DOCKHOOK_REGISTRY\nFROM \${DOCKHOOK_REGISTRY}/busybox:multi\nRUN echo ${run} > /run.txt && uname -m > /arch\nCMD ["cat", "/arch"]\n`,
   // The output stage holds only what the build made: an artifact, not an image to run.
@@ -68,7 +71,13 @@ for (const { store, builder } of matrix) describe(`platforms and artifacts (real
     await pushBusyboxIndex(h.registry);
     repo = await h.createRepo(OWNER, 'arch', files());
     sha = repo.head();
-    const answer = await h.merge(OWNER, 'arch', sha, { number: 1 });
+    images = await mergeHead(1);
+  });
+
+  let pr = 0;
+  async function mergeHead(number = ++pr): Promise<Record<string, BuildRecord>> {
+    pr = number;
+    const answer = await h.merge(OWNER, 'arch', repo.head(), { number });
     assert.equal(answer.status, 202, JSON.stringify(answer.body));
     const headId = answer.body.build as number;
     await h.waitForBuild(headId);
@@ -76,8 +85,8 @@ for (const { store, builder } of matrix) describe(`platforms and artifacts (real
       const list = await h.service.store.listGroup(headId);
       return list.length && list.every((b) => (b.state === 'succeeded' || b.state === 'failed') && !h.service.worker?.isRunning(b.id)) ? list : undefined;
     }, 300_000);
-    images = Object.fromEntries(group.map((b) => [b.service!, b]));
-  });
+    return Object.fromEntries(group.map((b) => [b.service!, b]));
+  }
   after(async () => {
     await h?.close();
   });
@@ -153,10 +162,25 @@ for (const { store, builder } of matrix) describe(`platforms and artifacts (real
     assert.equal((await manifest('win', `_platform-${sha.slice(0, 7)}-linux-amd64`)).status, 404);
   });
 
+  it('a version bump alone tags the same index, with its platforms and artifacts, without building', async () => {
+    await repo.commit({ 'dockerInfo.json': dockerInfo('1.0.1') }, 'arch: 1.0.1');
+    const next = await mergeHead();
+    const arch = next.arch!;
+    assert.equal(arch.state, 'succeeded', await log(arch));
+    assert.match(await h.service.logs.read(arch.id), /inputs unchanged since/);
+    assert.doesNotMatch(await h.service.logs.read(arch.id), /building .*for linux/);
+    const top = await manifest('arch', '1.0.0');
+    assert.equal((await manifest('arch', '1.0.1')).digest, top.digest);
+    assert.equal((await manifest('arch', `sha-${repo.head().slice(0, 7)}`)).digest, top.digest);
+    assert.deepEqual(arch.platforms, images.arch!.platforms);
+    assert.deepEqual(arch.artifacts, images.arch!.artifacts);
+  });
+
   it('deleting the version deletes its per-platform images and its artifacts', async () => {
     const arch = images.arch!;
     const top = await manifest('arch', '1.0.0');
-    const res = await fetch(`${h.url}/api/images/arch/tags/1.0.0`, { method: 'DELETE', headers: { authorization: `Bearer ${API_TOKEN}` } });
+    // 1.0.1 is the same index (a version bump): both go.
+    const res = await fetch(`${h.url}/api/images/arch/tags/1.0.0?shared=delete`, { method: 'DELETE', headers: { authorization: `Bearer ${API_TOKEN}` } });
     assert.equal(res.status, 200, await res.clone().text());
     for (const m of top.body!.manifests!) assert.equal((await manifest('arch', m.digest)).status, 404, `child ${m.platform.architecture} is gone`);
     for (const a of arch.artifacts) assert.equal((await manifest('arch', a.digest)).status, 404, `artifact ${a.platform} is gone`);
