@@ -22,6 +22,8 @@ export interface BuildSpec {
   platforms: string[];
   /** Paths copied out of the built image after the build, one .tar.gz each (per platform). */
   artifacts: ArtifactSpec[];
+  /** The entry's `deploy` as written: untrusted, checked against the operator's policy only when deploying (deploy/deploy-settings.ts), so a bad one fails the deploy, not the build. */
+  deploy?: unknown;
 }
 
 export interface ArtifactSpec {
@@ -135,6 +137,7 @@ const entry = z.object({
       });
     })
     .default([]),
+  deploy: z.unknown().optional(),
 });
 
 type Entry = z.output<typeof entry>;
@@ -192,6 +195,7 @@ function toSpec(d: Entry): ImageSpec {
     needs: [...new Set(d.depends_on)],
     platforms: d.platforms ?? [],
     artifacts: d.artifacts,
+    ...(d.deploy === undefined ? {} : { deploy: d.deploy }),
   };
 }
 
