@@ -7,7 +7,7 @@ import { CacheTally, type CacheReport } from './cache-report.js';
 import { classifyEngineError } from './engine-errors.js';
 import { identifyEngine } from './engine-identity.js';
 import { followProgress } from './progress.js';
-import { splitReference } from './push.js';
+import { pullStream } from '../engine/pull-image.js';
 
 export type { CacheReport } from './cache-report.js';
 
@@ -110,29 +110,6 @@ function registryHostOfRef(ref: string): string {
   const slash = ref.indexOf('/');
   const first = slash < 0 ? '' : ref.slice(0, slash);
   return first && (first.includes('.') || first.includes(':') || first === 'localhost') ? first : 'docker.io';
-}
-
-/**
- * POST /images/create, the credentials in X-Registry-Auth only. (dockerode's
- * pull(ref, { authconfig }) also serialises its options, authconfig included,
- * into the query string and the body.)
- */
-function pullStream(docker: Docker, ref: string, authconfig: object | undefined, signal: AbortSignal): Promise<NodeJS.ReadableStream> {
-  const { repository, tag } = splitReference(ref);
-  return new Promise((resolve, reject) =>
-    docker.modem.dial(
-      {
-        path: '/images/create?',
-        method: 'POST',
-        options: { fromImage: repository, tag },
-        authconfig,
-        abortSignal: signal,
-        isStream: true,
-        statusCodes: { 200: true, 404: 'not found', 500: 'server error' },
-      } as never,
-      (err: Error | null, stream: unknown) => (err ? reject(err) : resolve(stream as NodeJS.ReadableStream)),
-    ),
-  );
 }
 
 /**
