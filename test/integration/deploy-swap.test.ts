@@ -31,7 +31,7 @@ async function buildVersion(version: string, extra = ''): Promise<void> {
       `CMD ["sh", "-c", "echo starting ${version}; [ -f /data/from-v1 ] || echo written-by-${version} > /data/from-v1; cp /data/from-v1 /www/data.txt; exec httpd -f -p 80 -h /www"]`,
       '',
     ].join('\n'));
-    const stream = await docker.buildImage(pack(dir) as unknown as NodeJS.ReadableStream, { t: image(version), rm: true, version: '1' } as never);
+    const stream = (await docker.buildImage(pack(dir) as unknown as NodeJS.ReadableStream, { t: image(version), rm: true, version: '1' } as never)) as unknown as NodeJS.ReadableStream;
     await new Promise<void>((resolve, reject) => docker.modem.followProgress(stream, (err: Error | null, out: { error?: string }[]) => (err ? reject(err) : out.find((e) => e.error) ? reject(new Error(out.find((e) => e.error)!.error)) : resolve())));
   } finally {
     await rm(dir, { recursive: true, force: true });
