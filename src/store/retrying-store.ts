@@ -4,7 +4,7 @@ import { isStoreUnavailable } from './store-errors.js';
 
 /** What a running build calls on the store: its writes, and the two reads it cannot go on without. */
 const RETRIED = [
-  'expandGroup', 'setImage', 'claimLatest', 'claimVersion', 'releaseVersion', 'claimRetention', 'addNote', 'recordPush', 'recordPlatform', 'recordArtifact',
+  'expandGroup', 'setImage', 'claimLatest', 'claimVersion', 'releaseVersion', 'claimRetention', 'addNote', 'recordPush', 'recordPlatform', 'recordArtifact', 'createDeployment', 'finishDeployment', 'setDeploymentGithubId',
   'markSucceeded', 'markFailed', 'requeue', 'hasLaterLatest', 'get', 'listGroup', 'lastSuccess',
 ] as const;
 

@@ -1,5 +1,5 @@
 import type { BuildRequest } from '../intake.js';
-import type { BuildRecord, BuildState, ArtifactRecord, PlannedImage, PlatformImage, PushedRef } from './store.js';
+import type { BuildRecord, BuildState, ArtifactRecord, DeploymentRecord, DeploymentState, PlannedImage, PlatformImage, PushedRef } from './store.js';
 
 /** A builds row as both backends return it (PostgreSQL gives jsonb parsed, SQLite gives text). */
 export interface BuildRow {
@@ -116,4 +116,40 @@ export function checkPlan(images: PlannedImage[]): void {
       if (!services.has(n) || n === i.service) throw new Error(`expandGroup: ${i.service} needs ${JSON.stringify(n)}, which is not another image of the plan`);
     }
   }
+}
+
+export interface DeploymentRow {
+  id: number | string;
+  service: string;
+  version: string;
+  sha: string;
+  digest: string;
+  build_id: number | string;
+  trigger: 'merge' | 'manual';
+  environment: string;
+  state: DeploymentState;
+  reason: string | null;
+  log: string | string[];
+  github_id: number | string | null;
+  created_at: number | string;
+  finished_at: number | string | null;
+}
+
+export function toDeployment(r: DeploymentRow): DeploymentRecord {
+  return {
+    id: Number(r.id),
+    service: r.service,
+    version: r.version,
+    sha: r.sha,
+    digest: r.digest,
+    buildId: Number(r.build_id),
+    trigger: r.trigger,
+    environment: r.environment,
+    state: r.state,
+    ...(r.reason == null ? {} : { reason: r.reason }),
+    log: json<string[]>(r.log),
+    ...(r.github_id == null ? {} : { githubId: Number(r.github_id) }),
+    createdAt: Number(r.created_at),
+    ...(r.finished_at == null ? {} : { finishedAt: Number(r.finished_at) }),
+  };
 }

@@ -92,6 +92,33 @@ export interface PlannedImage {
   fingerprint?: string;
 }
 
+export type DeploymentState = 'in_progress' | 'success' | 'failure' | 'skipped';
+
+/** One deploy of a pushed image onto the host (issue 14): a merge's, or a rollback asked for through the API. */
+export interface DeploymentRecord {
+  id: number;
+  service: string;
+  version: string;
+  sha: string;
+  /** The manifest (or index) digest that was pulled and run. */
+  digest: string;
+  /** The build that pushed it (a rollback names the earlier build it takes the image from). */
+  buildId: number;
+  trigger: 'merge' | 'manual';
+  environment: string;
+  state: DeploymentState;
+  /** Why it failed or was skipped, one line. */
+  reason?: string;
+  /** What the swap did, and the new container's last log lines when it failed. */
+  log: string[];
+  /** GitHub's deployment, once created. */
+  githubId?: number;
+  createdAt: number;
+  finishedAt?: number;
+}
+
+export type NewDeployment = Pick<DeploymentRecord, 'service' | 'version' | 'sha' | 'digest' | 'buildId' | 'trigger' | 'environment'> & { state?: DeploymentState; reason?: string };
+
 /** Who holds a claimed build, and for how long before another worker may take it over. */
 export interface Lease {
   owner: string;
@@ -191,6 +218,21 @@ export interface Store {
   markFailed(id: number, reason: string, owner: string): Promise<boolean>;
   /** Puts a running build back in the queue: a retry after `delayMs`, or a build interrupted by a stop. */
   requeue(id: number, delayMs: number, reason: string | undefined, owner: string): Promise<boolean>;
+
+  /**
+   * Starts a deployment of `service` (state in_progress, or the state given,
+   * such as skipped). One deployment per service is in progress at a time
+   * (a constraint): undefined means another is running now.
+   */
+  createDeployment(d: NewDeployment): Promise<DeploymentRecord | undefined>;
+  /** The final state (and the GitHub deployment id when known); appends log lines. */
+  finishDeployment(id: number, state: Exclude<DeploymentState, 'in_progress'>, reason: string | undefined, log: string[]): Promise<void>;
+  setDeploymentGithubId(id: number, githubId: number): Promise<void>;
+  getDeployment(id: number): Promise<DeploymentRecord | undefined>;
+  /** Newest first; by service when given. */
+  listDeployments(query: { service?: string; buildId?: number; limit: number }): Promise<DeploymentRecord[]>;
+  /** The succeeded build that pushed service:version (the newest, if a forced rebuild pushed it again): what a rollback deploys. */
+  buildOfVersion(service: string, version: string): Promise<BuildRecord | undefined>;
 
   /**
    * At a worker's start. SQLite (one process owns the file): whatever was

@@ -488,6 +488,51 @@ export function storeContract(name: string, open: () => Promise<OpenedStore>): v
       });
     });
 
+    describe('deployments', () => {
+      const newDeployment = (buildId: number, service = 'api', version = '1.0.0') => ({
+        service, version, sha: 'd'.repeat(40), digest: `sha256:${'e'.repeat(64)}`, buildId, trigger: 'merge' as const, environment: 'production',
+      });
+
+      test('one deploy per service at a time; finished ones are listed newest first with their log', async (store) => {
+        const b = await queued(store, request());
+        const first = (await store.createDeployment(newDeployment(b.id)))!;
+        assert.equal(first.state, 'in_progress');
+        assert.deepEqual(first.log, []);
+        assert.equal(await store.createDeployment(newDeployment(b.id, 'api', '1.0.1')), undefined, 'a second deploy of api while one runs');
+        const web = await store.createDeployment(newDeployment(b.id, 'web'));
+        assert.ok(web, 'another service deploys meanwhile');
+        await store.setDeploymentGithubId(first.id, 4242);
+        await store.finishDeployment(first.id, 'failure', 'api-0123456 is not healthy', ['created api-0123456', 'line "quoted" ✓']);
+        await store.finishDeployment(first.id, 'failure', 'api-0123456 is not healthy', ['one more']);
+        const got = (await store.getDeployment(first.id))!;
+        assert.equal(got.state, 'failure');
+        assert.equal(got.reason, 'api-0123456 is not healthy');
+        assert.equal(got.githubId, 4242);
+        assert.deepEqual(got.log, ['created api-0123456', 'line "quoted" ✓', 'one more']);
+        assert.ok(got.finishedAt);
+        const again = await store.createDeployment(newDeployment(b.id, 'api', '1.0.1'));
+        assert.ok(again, 'once the first is final, api deploys again');
+        assert.deepEqual((await store.listDeployments({ service: 'api', limit: 10 })).map((d) => d.id), [again.id, first.id]);
+        assert.deepEqual((await store.listDeployments({ limit: 1 })).map((d) => d.id), [again.id]);
+        assert.deepEqual((await store.listDeployments({ buildId: b.id, limit: 10 })).map((d) => d.id).sort((x, y) => x - y), [first.id, web.id, again.id]);
+        const skipped = await store.createDeployment({ ...newDeployment(b.id, 'worker'), state: 'skipped', reason: 'not in DEPLOY_IMAGES' });
+        assert.equal(skipped!.state, 'skipped');
+        assert.ok(skipped!.finishedAt);
+      });
+
+      test('buildOfVersion finds the newest succeeded build that pushed service:version', async (store) => {
+        assert.equal(await store.buildOfVersion('api', '1.0.0'), undefined);
+        const b = await queued(store, request());
+        await claim(store, b.id);
+        await store.setImage(b.id, 'api', '1.0.0');
+        await store.recordPush(b.id, { ref: 'r/api:1.0.0', tag: '1.0.0', digest: `sha256:${'a'.repeat(64)}` }, false);
+        assert.equal(await store.buildOfVersion('api', '1.0.0'), undefined, 'not while it runs');
+        assert.ok(await store.markSucceeded(b.id, W1.owner));
+        assert.equal((await store.buildOfVersion('api', '1.0.0'))?.id, b.id);
+        assert.equal(await store.buildOfVersion('api', '1.0.1'), undefined);
+      });
+    });
+
     describe('what a build records', () => {
       test('addNote appends notes in order, quotes and unicode intact', async (store) => {
         const b = await queued(store, request());

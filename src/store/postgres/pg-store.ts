@@ -2,9 +2,9 @@ import pg from 'pg';
 import { AppError } from '../../errors.js';
 import type { BuildRequest } from '../../intake.js';
 import type { Logger } from '../../log.js';
-import { checkPlan, emptyCounts, requestValues, toRecord, type BuildRow } from '../rows.js';
+import { checkPlan, emptyCounts, requestValues, toDeployment, toRecord, type BuildRow, type DeploymentRow } from '../rows.js';
 import { schemaTooNew } from '../schema-version.js';
-import type { BuildRecord, BuildState, EnqueueResult, Lease, ListQuery, PlannedImage, PlatformImage, ArtifactRecord, PushedRef, Store } from '../store.js';
+import type { BuildRecord, BuildState, EnqueueResult, Lease, ListQuery, PlannedImage, PlatformImage, ArtifactRecord, PushedRef, Store, DeploymentRecord, DeploymentState, NewDeployment } from '../store.js';
 import { isConnectionError, redactDatabaseUrl, unavailable } from './errors.js';
 import { PgNotifier } from './notifier.js';
 import { MIGRATIONS } from './schema.js';
@@ -376,6 +376,46 @@ export class PgStore implements Store {
 
   async addNote(id: number, note: string): Promise<void> {
     await this.q('UPDATE builds SET notes = notes || jsonb_build_array($2::text) WHERE id = $1', [id, note]);
+  }
+
+  async createDeployment(d: NewDeployment): Promise<DeploymentRecord | undefined> {
+    const state = d.state ?? 'in_progress';
+    const now = Date.now();
+    const { rows } = await this.q<DeploymentRow>(
+      `INSERT INTO deployments (service, version, sha, digest, build_id, trigger, environment, state, reason, created_at, finished_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT DO NOTHING RETURNING *`,
+      [d.service, d.version, d.sha, d.digest, d.buildId, d.trigger, d.environment, state, d.reason ?? null, now, state === 'in_progress' ? null : now],
+    );
+    return rows[0] ? toDeployment(rows[0]) : undefined;
+  }
+
+  async finishDeployment(id: number, state: Exclude<DeploymentState, 'in_progress'>, reason: string | undefined, log: string[]): Promise<void> {
+    await this.q('UPDATE deployments SET state = $2, reason = $3, finished_at = $4, log = log || $5::jsonb WHERE id = $1', [id, state, reason ?? null, Date.now(), JSON.stringify(log)]);
+  }
+
+  async setDeploymentGithubId(id: number, githubId: number): Promise<void> {
+    await this.q('UPDATE deployments SET github_id = $2 WHERE id = $1', [id, githubId]);
+  }
+
+  async getDeployment(id: number): Promise<DeploymentRecord | undefined> {
+    const { rows } = await this.q<DeploymentRow>('SELECT * FROM deployments WHERE id = $1', [id]);
+    return rows[0] ? toDeployment(rows[0]) : undefined;
+  }
+
+  async listDeployments(query: { service?: string; buildId?: number; limit: number }): Promise<DeploymentRecord[]> {
+    const { rows } = await this.q<DeploymentRow>(
+      'SELECT * FROM deployments WHERE ($1::text IS NULL OR service = $1) AND ($2::bigint IS NULL OR build_id = $2) ORDER BY id DESC LIMIT $3',
+      [query.service ?? null, query.buildId ?? null, query.limit],
+    );
+    return rows.map(toDeployment);
+  }
+
+  async buildOfVersion(service: string, version: string): Promise<BuildRecord | undefined> {
+    const { rows } = await this.q<BuildRow>(
+      `SELECT ${COLUMNS} FROM builds WHERE image = $1 AND version = $2 AND state = 'succeeded' AND jsonb_array_length(pushed) > 0 ORDER BY id DESC LIMIT 1`,
+      [service, version],
+    );
+    return rows[0] ? toRecord(rows[0]) : undefined;
   }
 
   async recordPlatform(id: number, image: PlatformImage): Promise<void> {

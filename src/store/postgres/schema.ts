@@ -99,4 +99,27 @@ ALTER TABLE builds
   ADD COLUMN platforms JSONB NOT NULL DEFAULT '[]',
   ADD COLUMN artifacts JSONB NOT NULL DEFAULT '[]';
 `,
+  // 4: deployments (issue 14)
+  `
+CREATE TABLE deployments (
+  id          BIGSERIAL PRIMARY KEY,
+  service     TEXT NOT NULL,
+  version     TEXT NOT NULL,
+  sha         TEXT NOT NULL,
+  digest      TEXT NOT NULL,
+  build_id    BIGINT NOT NULL REFERENCES builds (id),
+  trigger     TEXT NOT NULL,
+  environment TEXT NOT NULL,
+  state       TEXT NOT NULL,
+  reason      TEXT,
+  log         JSONB NOT NULL DEFAULT '[]',
+  github_id   BIGINT,
+  created_at  BIGINT NOT NULL,
+  finished_at BIGINT
+);
+-- one deploy of a service at a time: two swaps of one container would undo each other
+CREATE UNIQUE INDEX deployments_one_running_per_service ON deployments (service) WHERE state = 'in_progress';
+CREATE INDEX deployments_service ON deployments (service, id);
+CREATE INDEX deployments_build ON deployments (build_id);
+`,
 ];

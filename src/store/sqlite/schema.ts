@@ -99,4 +99,27 @@ CREATE TABLE build_needs (
 ALTER TABLE builds ADD COLUMN platforms TEXT NOT NULL DEFAULT '[]';
 ALTER TABLE builds ADD COLUMN artifacts TEXT NOT NULL DEFAULT '[]';
 `,
+  // 5: deployments (issue 14)
+  `
+CREATE TABLE deployments (
+  id          INTEGER PRIMARY KEY AUTOINCREMENT,
+  service     TEXT NOT NULL,
+  version     TEXT NOT NULL,
+  sha         TEXT NOT NULL,
+  digest      TEXT NOT NULL,
+  build_id    INTEGER NOT NULL REFERENCES builds (id),
+  trigger     TEXT NOT NULL,
+  environment TEXT NOT NULL,
+  state       TEXT NOT NULL,
+  reason      TEXT,
+  log         TEXT NOT NULL DEFAULT '[]',
+  github_id   INTEGER,
+  created_at  INTEGER NOT NULL,
+  finished_at INTEGER
+);
+-- one deploy of a service at a time: two swaps of one container would undo each other
+CREATE UNIQUE INDEX deployments_one_running_per_service ON deployments (service) WHERE state = 'in_progress';
+CREATE INDEX deployments_service ON deployments (service, id);
+CREATE INDEX deployments_build ON deployments (build_id);
+`,
 ];

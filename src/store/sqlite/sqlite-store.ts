@@ -3,9 +3,9 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import type { BuildRequest } from '../../intake.js';
-import { checkPlan, emptyCounts, requestValues, toRecord, type BuildRow } from '../rows.js';
+import { checkPlan, emptyCounts, requestValues, toDeployment, toRecord, type BuildRow, type DeploymentRow } from '../rows.js';
 import { schemaTooNew } from '../schema-version.js';
-import type { BuildRecord, BuildState, EnqueueResult, Lease, ListQuery, PlannedImage, PlatformImage, ArtifactRecord, PushedRef, Store } from '../store.js';
+import type { BuildRecord, BuildState, EnqueueResult, Lease, ListQuery, PlannedImage, PlatformImage, ArtifactRecord, PushedRef, Store, DeploymentRecord, DeploymentState, NewDeployment } from '../store.js';
 import { MIGRATIONS } from './schema.js';
 
 /** A builds row with its needs (the service names of the builds it waits for, as a JSON array), for toRecord. */
@@ -263,6 +263,45 @@ export class SqliteStore implements Store {
 
   async addNote(id: number, note: string): Promise<void> {
     this.prepare("UPDATE builds SET notes = json_insert(notes, '$[#]', ?) WHERE id = ?").run(note, id);
+  }
+
+  async createDeployment(d: NewDeployment): Promise<DeploymentRecord | undefined> {
+    const row = this.prepare<unknown[], DeploymentRow>(
+      `INSERT INTO deployments (service, version, sha, digest, build_id, trigger, environment, state, reason, created_at, finished_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING *`,
+    ).get(d.service, d.version, d.sha, d.digest, d.buildId, d.trigger, d.environment, d.state ?? 'in_progress', d.reason ?? null, this.clock(), (d.state ?? 'in_progress') === 'in_progress' ? null : this.clock());
+    return row ? toDeployment(row) : undefined;
+  }
+
+  async finishDeployment(id: number, state: Exclude<DeploymentState, 'in_progress'>, reason: string | undefined, log: string[]): Promise<void> {
+    this.prepare(
+      `UPDATE deployments SET state = ?, reason = ?, finished_at = ?,
+         log = (SELECT json_group_array(value) FROM (SELECT value FROM json_each(deployments.log) UNION ALL SELECT value FROM json_each(?)))
+       WHERE id = ?`,
+    ).run(state, reason ?? null, this.clock(), JSON.stringify(log), id);
+  }
+
+  async setDeploymentGithubId(id: number, githubId: number): Promise<void> {
+    this.prepare('UPDATE deployments SET github_id = ? WHERE id = ?').run(githubId, id);
+  }
+
+  async getDeployment(id: number): Promise<DeploymentRecord | undefined> {
+    const row = this.prepare<unknown[], DeploymentRow>('SELECT * FROM deployments WHERE id = ?').get(id);
+    return row ? toDeployment(row) : undefined;
+  }
+
+  async listDeployments(query: { service?: string; buildId?: number; limit: number }): Promise<DeploymentRecord[]> {
+    const rows = this.prepare<unknown[], DeploymentRow>(
+      'SELECT * FROM deployments WHERE (? IS NULL OR service = ?) AND (? IS NULL OR build_id = ?) ORDER BY id DESC LIMIT ?',
+    ).all(query.service ?? null, query.service ?? null, query.buildId ?? null, query.buildId ?? null, query.limit);
+    return rows.map(toDeployment);
+  }
+
+  async buildOfVersion(service: string, version: string): Promise<BuildRecord | undefined> {
+    const row = this.prepare<unknown[], BuildRow>(
+      `SELECT ${COLUMNS} FROM builds WHERE image = ? AND version = ? AND state = 'succeeded' AND json_array_length(pushed) > 0 ORDER BY id DESC LIMIT 1`,
+    ).get(service, version);
+    return row ? toRecord(row) : undefined;
   }
 
   async recordPlatform(id: number, image: PlatformImage): Promise<void> {
