@@ -39,6 +39,18 @@ const schema = z.object({
   API_TOKEN: z.string().min(1).optional(),
   API_TOKEN_READS: boolish.default(false),
   KEEP_VERSIONS: positiveInt('KEEP_VERSIONS').optional(),
+  // Deploys (issue 14): nothing is deployed unless the operator names the images.
+  DEPLOY_IMAGES: z.string().optional(),
+  DEPLOY_ALLOW_BINDS: z
+    .string()
+    .refine((v) => v.split(',').map((x) => x.trim()).filter(Boolean).every((x) => x.startsWith('/')), 'DEPLOY_ALLOW_BINDS must be a comma-separated list of absolute host paths (e.g. /srv/shared)')
+    .optional(),
+  DEPLOY_ENV_DIR: z.string().optional(),
+  DEPLOY_DOCKER_HOST: z
+    .string()
+    .regex(/^(unix:\/\/\/.+|tcp:\/\/[^\s/]+:\d+)$/, 'DEPLOY_DOCKER_HOST must be unix:///path/to/docker.sock or tcp://host:2375')
+    .optional(),
+  DEPLOY_ENVIRONMENT: z.string().min(1).max(255).default('production'),
   // 1 GiB: the tar of one artifact path as the engine sends it, before gzip.
   ARTIFACT_MAX_BYTES: positiveInt('ARTIFACT_MAX_BYTES').default(1024 ** 3),
   NGROK_API_URL: z.url().optional(),
@@ -89,6 +101,14 @@ export interface Config {
   apiToken?: string;
   apiTokenReads: boolean;
   keepVersions?: number;
+  /** DEPLOY_IMAGES: the service_names that may be deployed; [] deploys nothing. */
+  deployImages: string[];
+  /** DEPLOY_ALLOW_BINDS: absolute host paths a repository may bind-mount. */
+  deployAllowBinds: string[];
+  deployEnvDir?: string;
+  /** Where deploys run; undefined: the engine that builds. */
+  deployDockerHost?: string;
+  deployEnvironment: string;
   /** The largest artifact (the tar of one path, before gzip) a build may copy out, in bytes. */
   artifactMaxBytes: number;
   ngrokApiUrl?: string;
@@ -209,6 +229,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     apiTokenReads: e.API_TOKEN_READS,
     keepVersions: e.KEEP_VERSIONS,
     artifactMaxBytes: e.ARTIFACT_MAX_BYTES,
+    deployImages: splitList(e.DEPLOY_IMAGES),
+    deployAllowBinds: splitList(e.DEPLOY_ALLOW_BINDS),
+    deployEnvDir: e.DEPLOY_ENV_DIR,
+    deployDockerHost: e.DEPLOY_DOCKER_HOST,
+    deployEnvironment: e.DEPLOY_ENVIRONMENT,
     ngrokApiUrl: e.NGROK_API_URL,
     webhookRepos: splitList(e.WEBHOOK_REPOS),
     // HOME is the user's, not a dockhook setting: read as the docker CLI reads it.

@@ -24,6 +24,8 @@ import { createRegistryClient, type RegistryClient } from './registry/client.js'
 import { retentionAfterSuccess } from './registry/retention-hook.js';
 import { createScrubber } from './secrets.js';
 import { databasePassword } from './store/postgres/errors.js';
+import { deployEngine, recoverDeploys } from './deploy/deploy-engine.js';
+import { githubDeployReporter } from './deploy/github-reporter.js';
 
 export interface Service {
   url: string;
@@ -74,6 +76,18 @@ export async function startService(config: Config, options: ServiceOptions): Pro
   const runsBuilds = config.role !== 'receiver';
   const workerName = config.workerName ?? `${hostname()}-${process.pid}`;
 
+  const deploy = config.deployImages.length
+    ? {
+        config: {
+          docker: deployEngine(config.deployDockerHost, docker),
+          images: config.deployImages,
+          allowBinds: config.deployAllowBinds,
+          envDir: config.deployEnvDir,
+          environment: config.deployEnvironment,
+        },
+        reporter: githubDeployReporter(octokit, config.publicUrl),
+      }
+    : undefined;
   const worker = runsBuilds ? createWorker() : undefined;
   function createWorker(): Worker {
     const workerStore = withWriteRetries(store, { giveUpMs: WRITE_RETRY_MS, log: log.child({ component: 'worker' }) });
@@ -90,6 +104,7 @@ export async function startService(config: Config, options: ServiceOptions): Pro
               store: workerStore,
               settings: { registry: config.registry, registryAuth: config.registryAuth, builder: chooseBuilder, pullCredentials, artifactMaxBytes: config.artifactMaxBytes },
               observePush: (seconds) => metrics.pushDuration.observe(seconds),
+              deploy,
             },
             build,
             signal,
@@ -149,6 +164,7 @@ export async function startService(config: Config, options: ServiceOptions): Pro
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   const url = `http://${host === '0.0.0.0' || host === '[::]' ? '127.0.0.1' : host}:${address.port}`;
   if (store instanceof PgStore) await store.notifier.ready();
+  if (worker && deploy) await recoverDeploys(deploy.config.docker, config.deployImages, log.child({ component: 'deploy' }));
   await worker?.start();
   log.info(
     { url, role: config.role, store: store.kind, registry: config.registry, ...(worker ? { worker: workerName, concurrency: config.buildConcurrency, builder: config.builder } : {}) },

@@ -5,6 +5,7 @@ import type { GitHubClient } from '../github.js';
 import { RegistryError, type RegistryClient } from '../registry/client.js';
 import type { Store } from '../store/store.js';
 import type { Builder } from './builder-choice.js';
+import type { DeployConfig, DeployReporter } from '../deploy/run-deploy.js';
 import type { RegistryAuth } from './push.js';
 
 export interface PipelineSettings {
@@ -24,6 +25,8 @@ export interface PipelineDeps {
   registry: RegistryClient;
   store: Store;
   settings: PipelineSettings;
+  /** DEPLOY_* settings; absent, no image is deployed whatever dockerInfo.json asks. */
+  deploy?: { config: DeployConfig; reporter?: DeployReporter };
   /** Seconds one reference took to push (the push-duration histogram). */
   observePush?: (seconds: number) => void;
 }

@@ -7,6 +7,7 @@ import { buildAndPush } from './build-image.js';
 import { fingerprintImages, selectImages } from './image-fingerprints.js';
 import { short, type PipelineDeps } from './pipeline-deps.js';
 import { reuseUnchanged } from './reuse-unchanged.js';
+import { deployImage } from '../deploy/run-deploy.js';
 import { assertRepoReadable, readRepoFile } from './source.js';
 
 export type { PipelineDeps, PipelineSettings } from './pipeline-deps.js';
@@ -93,10 +94,27 @@ async function runImage(deps: PipelineDeps, build: BuildRecord, spec: ImageSpec,
     const last = await deps.store.lastSuccess(spec.serviceName);
     if (last && last.id !== build.id && last.fingerprint === fingerprint) {
       const summary = await reuseUnchanged(deps, build, spec, last, out);
-      if (summary) return summary;
+      if (summary) return withDeploy(deps, build, spec, summary, out);
     } else if (last?.fingerprint) {
       out.line(`inputs changed since ${short(last.sha)} (build #${last.id}): building`);
     }
   }
-  return buildAndPush(deps, build, spec, signal, out, progress);
+  const summary = await buildAndPush(deps, build, spec, signal, out, progress);
+  return withDeploy(deps, build, spec, summary, out);
+}
+
+/** After a push: deploy the image when dockerInfo.json asks and the operator allows it (deploy/run-deploy.ts). */
+async function withDeploy(deps: PipelineDeps, build: BuildRecord, spec: ImageSpec, summary: string, out: BuildLogWriter): Promise<string> {
+  if (spec.deploy === undefined) return summary;
+  if (!deps.deploy) {
+    out.line('deploy: dockerInfo.json asks for one, but DEPLOY_IMAGES is not set on this dockhook: skipped');
+    return summary;
+  }
+  const pushed = (await deps.store.get(build.id)) ?? build;
+  const note = await deployImage(
+    { deploy: deps.deploy.config, reporter: deps.deploy.reporter, store: deps.store, registry: deps.settings.registry, registryAuth: deps.settings.registryAuth },
+    { build: pushed, service: spec.serviceName, version: spec.version, settings: spec.deploy, trigger: build.trigger === 'manual' ? 'manual' : 'merge' },
+    out,
+  );
+  return note ? `${summary}; ${note}` : summary;
 }

@@ -1,0 +1,121 @@
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import Docker from 'dockerode';
+import { LABELS } from '../../src/deploy/containers.js';
+import type { BuildRecord } from '../../src/store/store.js';
+import type { GitRepo } from '../support/git-repo.js';
+import { startHarness, type Harness } from '../support/harness.js';
+import { freePort } from '../support/ports.js';
+import { until } from '../support/wait.js';
+
+const engine = new Docker();
+const run = randomUUID().slice(0, 8);
+const OWNER = 'deploy-org';
+const web = `web-${run}`;
+const volume = `web-data-${run}`;
+
+const dockerfile = (version: string, extra = '') =>
+  [
+    'FROM busybox:latest',
+    `RUN mkdir -p /www && echo ${version} > /www/index.html && echo ${run}`,
+    extra,
+    `CMD ["sh", "-c", "echo starting ${version}; [ -f /data/from-v1 ] || echo written-by-${version} > /data/from-v1; cp /data/from-v1 /www/data.txt; exec httpd -f -p 80 -h /www"]`,
+    '',
+  ].join('\n');
+
+const get = async (port: number, path = '/') => {
+  try {
+    const res = await fetch(`http://127.0.0.1:${port}${path}`, { signal: AbortSignal.timeout(2000) });
+    return res.ok ? (await res.text()).trim() : `HTTP ${res.status}`;
+  } catch {
+    return 'unreachable';
+  }
+};
+
+describe('deploy after push (real engine, real registry)', () => {
+  let h: Harness;
+  let repo: GitRepo;
+  let port: number;
+  let pr = 0;
+  const info = (version: string, deploy: Record<string, unknown>) => JSON.stringify({ service_name: web, version, deploy });
+  const deploySettings = () => ({ ports: [`127.0.0.1:${port}:80`], volumes: [`${volume}:/data`], env: { MODE: 'from-repo' }, wait_seconds: 2 });
+
+  before(async () => {
+    port = await freePort();
+    h = await startHarness({ env: { DEPLOY_IMAGES: web, PUBLIC_URL: 'https://dockhook.example.com' } });
+    repo = await h.createRepo(OWNER, 'web', { 'dockerInfo.json': info('1.0.0', deploySettings()), Dockerfile: dockerfile('v1') });
+  });
+  after(async () => {
+    await h?.close();
+    for (const c of await engine.listContainers({ all: true, filters: { label: [`${LABELS.service}=${web}`] } })) await engine.getContainer(c.Id).remove({ force: true });
+    await engine.getVolume(volume).remove().catch(() => undefined);
+  });
+
+  async function mergeHead(): Promise<BuildRecord> {
+    const answer = await h.merge(OWNER, 'web', repo.head(), { number: ++pr });
+    assert.equal(answer.status, 202, JSON.stringify(answer.body));
+    return h.waitForBuild(answer.body.build as number, 180_000);
+  }
+  const deployments = () => h.service.store.listDeployments({ service: web, limit: 10 });
+  const running = async () => (await engine.listContainers({ filters: { label: [`${LABELS.service}=${web}`] } })).map((c) => c.Names[0]!.slice(1));
+
+  it('a merge deploys v1: its port serves v1, from the image pulled by digest', async () => {
+    const build = await mergeHead();
+    assert.equal(build.state, 'succeeded', build.failure);
+    const [d] = await deployments();
+    assert.equal(d?.state, 'success', JSON.stringify(d));
+    assert.equal(d!.digest, build.pushed.find((p) => p.tag === '1.0.0')?.digest);
+    assert.equal(await get(port), 'v1');
+    const c = await engine.getContainer(web).inspect();
+    assert.equal(c.Config.Image, `${h.registry.host}/${web}@${d!.digest}`);
+    assert.ok(c.Config.Env.includes('MODE=from-repo'));
+  });
+
+  it('merging v2 swaps it in: v2 serves, v1 is gone, and v2 reads what v1 wrote to the named volume', async () => {
+    await repo.commit({ 'dockerInfo.json': info('2.0.0', deploySettings()), Dockerfile: dockerfile('v2') }, 'v2');
+    const build = await mergeHead();
+    assert.equal(build.state, 'succeeded', build.failure);
+    assert.equal((await deployments())[0]?.state, 'success');
+    assert.equal(await get(port), 'v2');
+    assert.equal(await get(port, '/data.txt'), 'written-by-v1');
+    assert.deepEqual(await running(), [web]);
+  });
+
+  it('a v3 whose HEALTHCHECK fails: the build succeeds, the deploy fails with v3\'s log lines, v2 serves again', async () => {
+    await repo.commit({ 'dockerInfo.json': info('3.0.0', deploySettings()), Dockerfile: dockerfile('v3', 'HEALTHCHECK --interval=1s --timeout=1s --retries=2 CMD false') }, 'v3');
+    const build = await mergeHead();
+    assert.equal(build.state, 'succeeded', build.failure);
+    const [d] = await deployments();
+    assert.equal(d?.state, 'failure');
+    assert.match(d!.reason ?? '', /did not become healthy/);
+    assert.ok(d!.log.includes('| starting v3'), d!.log.join('\n'));
+    assert.equal(await until('v2 serving again', async () => ((await get(port)) === 'v2' ? 'v2' : undefined), 20_000), 'v2');
+    assert.equal((await engine.getContainer(web).inspect()).HostConfig.RestartPolicy?.Name, 'unless-stopped');
+  });
+
+  it('a deploy entry asking for privileged mode or a host path is refused, naming the field; the build still succeeds', async () => {
+    for (const [ask, field] of [[{ privileged: true }, /deploy\.privileged/], [{ volumes: ['/etc:/host-etc'] }, /deploy\.volumes\.0 .*not in DEPLOY_ALLOW_BINDS/], [{ volumes: ['/var/run/docker.sock:/var/run/docker.sock'] }, /Docker socket/]] as const) {
+      await repo.commit({ 'dockerInfo.json': info(`4.0.${pr}`, { ...deploySettings(), ...ask }), Dockerfile: dockerfile('v4') }, 'bad deploy');
+      const build = await mergeHead();
+      assert.equal(build.state, 'succeeded', build.failure);
+      const [d] = await deployments();
+      assert.equal(d?.state, 'failure');
+      assert.match(d!.reason ?? '', field);
+      assert.equal(await get(port), 'v2', 'nothing was swapped');
+    }
+  });
+
+  it('an image the operator did not list in DEPLOY_IMAGES is not deployed, with the note saying why', async () => {
+    const other = `other-${run}`;
+    const r = await h.createRepo(OWNER, 'other', { 'dockerInfo.json': JSON.stringify({ service_name: other, version: '1.0.0', deploy: { ports: ['127.0.0.1:1:80'] } }), Dockerfile: dockerfile('o1') });
+    const answer = await h.merge(OWNER, 'other', r.head(), { number: 1 });
+    const build = await h.waitForBuild(answer.body.build as number, 180_000);
+    assert.equal(build.state, 'succeeded', build.failure);
+    const [d] = await h.service.store.listDeployments({ service: other, limit: 1 });
+    assert.equal(d?.state, 'skipped');
+    assert.match(d!.reason ?? '', new RegExp(`${other} is not in DEPLOY_IMAGES`));
+    assert.match(await h.service.logs.read(build.id), /is not in DEPLOY_IMAGES/);
+    assert.deepEqual((await engine.listContainers({ all: true, filters: { label: [`${LABELS.service}=${other}`] } })).length, 0);
+  });
+});
