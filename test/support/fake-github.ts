@@ -24,6 +24,45 @@ export interface RecordedStatus {
   created_at: string;
 }
 
+/**
+ * A deployment as POST /repos/{owner}/{repo}/deployments created it. `auto_merge`
+ * and `required_contexts` are kept as sent (undefined when left out), so a test
+ * can check what the client asked for.
+ */
+export interface RecordedDeployment {
+  owner: string;
+  repo: string;
+  id: number;
+  sha: string;
+  ref: string;
+  task: string;
+  /** Current environment: a status that names another one moves the deployment there. */
+  environment: string;
+  original_environment: string;
+  description: string | null;
+  payload: unknown;
+  transient_environment: boolean;
+  production_environment: boolean;
+  auto_merge?: boolean;
+  required_contexts?: string[];
+  created_at: string;
+  updated_at: string;
+}
+
+export interface RecordedDeploymentStatus {
+  deployment_id: number;
+  id: number;
+  state: string;
+  description: string;
+  environment: string;
+  log_url: string;
+  target_url: string;
+  environment_url: string;
+  created_at: string;
+  /** True for the `inactive` statuses GitHub adds by itself (auto_inactive), false for those a client created. */
+  added_by_github: boolean;
+}
+
 export interface FakeResponse {
   status: number;
   headers?: Record<string, string>;
@@ -100,6 +139,12 @@ export interface FakeGitHub {
   requestCount(filter: RequestFilter): number;
   /** Webhooks per repository, keyed "owner/name" as given to addRepo. */
   hooks: Map<string, Hook[]>;
+  /** Every deployment created, in arrival order (the API lists newest first). */
+  deployments: RecordedDeployment[];
+  /** The deployments of one repository (owner and name compare case-insensitively), in arrival order. */
+  deploymentsFor(owner: string, repo: string): RecordedDeployment[];
+  /** The statuses of one deployment, in arrival order (the API lists newest first). */
+  deploymentStatuses(deploymentId: number): RecordedDeploymentStatus[];
   /** The next requests matching `match` get `responses`, one each, in order; then normal service resumes. */
   failNext(match: { method?: string; pathIncludes: string }, ...responses: FakeResponse[]): void;
   close(): Promise<void>;
@@ -126,6 +171,7 @@ interface Ctx {
 const execFileAsync = promisify(execFile);
 const DOCS = 'https://docs.github.com/rest';
 const STATUS_STATES = ['pending', 'success', 'error', 'failure'];
+const DEPLOYMENT_STATES = ['error', 'failure', 'inactive', 'in_progress', 'queued', 'pending', 'success'];
 /** Above this GitHub stops inlining file content in the JSON representation. */
 const INLINE_CONTENT_LIMIT = 1024 * 1024;
 
@@ -281,6 +327,11 @@ export async function startFakeGitHub(opts: FakeGitHubOptions): Promise<FakeGitH
   let nextRepoId = 1296269;
   let nextStatusId = 1;
   let nextHookId = 1;
+  const deployments: RecordedDeployment[] = [];
+  const deploymentStatusList: RecordedDeploymentStatus[] = [];
+  // Apart from each other and from commit statuses, so a test that mixes the ids up fails.
+  let nextDeploymentId = 1_000_001;
+  let nextDeploymentStatusId = 5_000_001;
 
   const apiServer = createServer();
   const codeloadServer = createServer();
@@ -691,6 +742,321 @@ export async function startFakeGitHub(opts: FakeGitHubOptions): Promise<FakeGitH
     throw notFound();
   }
 
+  // ------------------------------------------------------------ deployments
+
+  /**
+   * GitHub pages lists (per_page default 30, at most 100) and says where the
+   * next page is in a Link header, which octokit.paginate follows.
+   */
+  function sendPage(ctx: Ctx, list: unknown[]): void {
+    const perPage = Math.min(100, Math.max(1, Number(ctx.url.searchParams.get('per_page')) || 30));
+    const page = Math.max(1, Number(ctx.url.searchParams.get('page')) || 1);
+    const last = Math.max(1, Math.ceil(list.length / perPage));
+    const headers = apiHeaders();
+    if (last > 1) {
+      const at = (n: number) => {
+        const q = new URLSearchParams(ctx.url.searchParams);
+        q.set('per_page', String(perPage));
+        q.set('page', String(n));
+        return `<${apiUrl}${ctx.url.pathname}?${q}>`;
+      };
+      const links: string[] = [];
+      if (page < last) links.push(`${at(page + 1)}; rel="next"`, `${at(last)}; rel="last"`);
+      if (page > 1) links.push(`${at(1)}; rel="first"`, `${at(page - 1)}; rel="prev"`);
+      if (links.length) headers.link = links.join(', ');
+    }
+    send(ctx.res, 200, list.slice((page - 1) * perPage, page * perPage), headers);
+  }
+
+  function deploymentJson(r: RepoEntry, d: RecordedDeployment) {
+    const url = `${repoApiUrl(r)}/deployments/${d.id}`;
+    return {
+      url,
+      id: d.id,
+      node_id: Buffer.from(`010:Deployment${d.id}`).toString('base64'),
+      sha: d.sha,
+      ref: d.ref,
+      task: d.task,
+      payload: d.payload,
+      original_environment: d.original_environment,
+      environment: d.environment,
+      description: d.description,
+      creator: { login: 'dockhook-bot', id: 1, type: 'User' },
+      created_at: d.created_at,
+      updated_at: d.updated_at,
+      statuses_url: `${url}/statuses`,
+      repository_url: repoApiUrl(r),
+      transient_environment: d.transient_environment,
+      production_environment: d.production_environment,
+      performed_via_github_app: null,
+    };
+  }
+
+  function deploymentStatusJson(r: RepoEntry, s: RecordedDeploymentStatus) {
+    const deploymentUrl = `${repoApiUrl(r)}/deployments/${s.deployment_id}`;
+    return {
+      url: `${deploymentUrl}/statuses/${s.id}`,
+      id: s.id,
+      node_id: Buffer.from(`016:DeploymentStatus${s.id}`).toString('base64'),
+      state: s.state,
+      creator: { login: 'dockhook-bot', id: 1, type: 'User' },
+      description: s.description,
+      environment: s.environment,
+      target_url: s.target_url,
+      created_at: s.created_at,
+      updated_at: s.created_at,
+      deployment_url: deploymentUrl,
+      repository_url: repoApiUrl(r),
+      environment_url: s.environment_url,
+      log_url: s.log_url,
+      performed_via_github_app: null,
+    };
+  }
+
+  const invalidField = (field: string, message: string) =>
+    validationFailed([{ resource: 'Deployment', code: 'custom', field, message }]);
+
+  function optionalString(body: Record<string, unknown>, field: string): string | undefined {
+    const v = body[field];
+    if (v === undefined || v === null) return undefined;
+    if (typeof v !== 'string') throw invalidField(field, `${field} is not a string`);
+    return v;
+  }
+
+  function optionalBoolean(body: Record<string, unknown>, field: string): boolean | undefined {
+    const v = body[field];
+    if (v === undefined || v === null) return undefined;
+    if (typeof v !== 'boolean') throw invalidField(field, `${field} is not a boolean`);
+    return v;
+  }
+
+  async function gitSucceeds(dir: string, args: string[]): Promise<boolean> {
+    try {
+      await gitBuf(dir, args);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /**
+   * auto_merge (GitHub's default: true) asks GitHub to merge the default branch
+   * into `ref` when `ref` is behind it; GitHub then creates no deployment but
+   * answers 202 (merged) or 409 (conflict). This fake never merges. When `ref`
+   * does not contain the default branch's head it answers 202 if `ref` is a
+   * branch that `git merge-tree` merges cleanly (the branch is left as it was),
+   * and 409 "Conflict merging …" otherwise, a SHA or tag included: there is
+   * no branch to merge into. Either way no deployment is recorded.
+   */
+  async function autoMergeRefusal(r: RepoEntry, ref: string, sha: string): Promise<HttpError | null> {
+    const base = await resolveCommit(r.repo.dir, r.defaultBranch);
+    if (!base || base === sha || (await gitSucceeds(r.repo.dir, ['merge-base', '--is-ancestor', base, sha]))) return null;
+    const isBranch = await gitSucceeds(r.repo.dir, ['show-ref', '--verify', '--quiet', `refs/heads/${ref}`]);
+    if (isBranch && (await gitSucceeds(r.repo.dir, ['merge-tree', '--write-tree', '--no-messages', base, sha]))) {
+      return new HttpError(202, { message: `Auto-merged ${r.defaultBranch} into ${ref} on deployment.` });
+    }
+    return new HttpError(409, { message: `Conflict merging ${r.defaultBranch} into ${ref}.`, documentation_url: DOCS, status: '409' });
+  }
+
+  /**
+   * Commit status checks before a deployment, kept to commit statuses (the fake
+   * has no check runs). The current status of each context counts (the newest).
+   * required_contexts left out: every context the commit has must be success
+   * (none at all passes). A list: each named context must be success; one never
+   * reported fails and is listed with state "missing". An empty list skips the
+   * check. Failing: 409 "Conflict: Commit status checks failed for <ref>.", the
+   * body's errors listing the checked contexts and their states, as GitHub does.
+   */
+  function statusCheckRefusal(r: RepoEntry, ref: string, sha: string, required: string[] | undefined): HttpError | null {
+    if (required !== undefined && required.length === 0) return null;
+    const current = new Map<string, string>();
+    for (const s of statuses) if (s.sha === sha && s.owner === r.owner && s.repo === r.name) current.set(s.context, s.state);
+    const checked =
+      required === undefined
+        ? [...current].map(([context, state]) => ({ context, state }))
+        : required.map((context) => ({ context, state: current.get(context) ?? 'missing' }));
+    if (checked.every((c) => c.state === 'success')) return null;
+    return new HttpError(409, {
+      message: `Conflict: Commit status checks failed for ${ref}.`,
+      errors: [{ contexts: checked, resource: 'Deployment', field: 'required_contexts', code: 'invalid' }],
+      documentation_url: DOCS,
+      status: '409',
+    });
+  }
+
+  async function createDeployment(ctx: Ctx, r: RepoEntry): Promise<void> {
+    const body = await readJsonBody(ctx.req);
+    if (body.ref === undefined || body.ref === null) {
+      throw new HttpError(422, { message: 'Invalid request.\n\n"ref" wasn\'t supplied.', documentation_url: DOCS, status: '422' });
+    }
+    if (typeof body.ref !== 'string') throw invalidField('ref', 'ref is not a string');
+    const ref = body.ref;
+    const environment = optionalString(body, 'environment') ?? 'production';
+    const task = optionalString(body, 'task') ?? 'deploy';
+    const description = optionalString(body, 'description') ?? '';
+    const autoMerge = optionalBoolean(body, 'auto_merge');
+    const transient = optionalBoolean(body, 'transient_environment');
+    const production = optionalBoolean(body, 'production_environment');
+    let required: string[] | undefined;
+    if (body.required_contexts !== undefined && body.required_contexts !== null) {
+      if (!Array.isArray(body.required_contexts) || !body.required_contexts.every((c) => typeof c === 'string')) {
+        throw invalidField('required_contexts', 'required_contexts is not an array of strings');
+      }
+      required = body.required_contexts as string[];
+    }
+    const payload = body.payload === undefined || body.payload === null ? {} : body.payload;
+    if (typeof payload !== 'string' && (typeof payload !== 'object' || Array.isArray(payload))) {
+      throw invalidField('payload', 'payload is not an object or a JSON string');
+    }
+
+    const sha = await resolveCommit(r.repo.dir, ref);
+    if (!sha) throw new HttpError(422, { message: `No ref found for: ${ref}`, documentation_url: DOCS, status: '422' });
+    // A 202 (auto-merged) is an answer, not an error, but it creates no deployment either.
+    const refusal = (autoMerge === false ? null : await autoMergeRefusal(r, ref, sha)) ?? statusCheckRefusal(r, ref, sha, required);
+    if (refusal) return send(ctx.res, refusal.status, refusal.body, apiHeaders());
+
+    const stamp = now();
+    const deployment: RecordedDeployment = {
+      owner: r.owner,
+      repo: r.name,
+      id: nextDeploymentId++,
+      sha,
+      ref,
+      task,
+      environment,
+      original_environment: environment,
+      description,
+      payload,
+      transient_environment: transient ?? false,
+      // Documented default: true for "production", false for any other environment.
+      production_environment: production ?? environment === 'production',
+      auto_merge: autoMerge,
+      required_contexts: required,
+      created_at: stamp,
+      updated_at: stamp,
+    };
+    deployments.push(deployment);
+    send(ctx.res, 201, deploymentJson(r, deployment), { ...apiHeaders(), location: `${repoApiUrl(r)}/deployments/${deployment.id}` });
+  }
+
+  function listDeployments(ctx: Ctx, r: RepoEntry): void {
+    const q = ctx.url.searchParams;
+    const list = deployments
+      .filter(
+        (d) =>
+          d.owner === r.owner &&
+          d.repo === r.name &&
+          (!q.has('sha') || d.sha === q.get('sha')) &&
+          (!q.has('ref') || d.ref === q.get('ref')) &&
+          (!q.has('task') || d.task === q.get('task')) &&
+          (!q.has('environment') || d.environment === q.get('environment')),
+      )
+      .reverse(); // newest first
+    sendPage(ctx, list.map((d) => deploymentJson(r, d)));
+  }
+
+  function findDeployment(r: RepoEntry, id: string): RecordedDeployment {
+    const d = /^\d+$/.test(id) ? deployments.find((x) => x.id === Number(id) && x.owner === r.owner && x.repo === r.name) : undefined;
+    if (!d) throw notFound();
+    return d;
+  }
+
+  const statusesOf = (d: RecordedDeployment) => deploymentStatusList.filter((s) => s.deployment_id === d.id);
+
+  async function createDeploymentStatus(ctx: Ctx, r: RepoEntry, d: RecordedDeployment): Promise<void> {
+    const body = await readJsonBody(ctx.req);
+    if (body.state === undefined || body.state === null) {
+      throw new HttpError(422, { message: 'Invalid request.\n\n"state" wasn\'t supplied.', documentation_url: DOCS, status: '422' });
+    }
+    const fail = (field: string, message: string) =>
+      validationFailed([{ resource: 'DeploymentStatus', code: 'custom', field, message }]);
+    if (typeof body.state !== 'string' || !DEPLOYMENT_STATES.includes(body.state)) {
+      throw fail('state', 'state is not included in the list');
+    }
+    const str = (field: string): string | undefined => {
+      const v = body[field];
+      if (v === undefined || v === null) return undefined;
+      if (typeof v !== 'string') throw fail(field, `${field} is not a string`);
+      return v;
+    };
+    const description = str('description') ?? '';
+    // GitHub counts characters, not UTF-16 units or bytes.
+    if (Array.from(description).length > 140) {
+      throw fail('description', 'description is too long (maximum is 140 characters)');
+    }
+    if (body.auto_inactive !== undefined && body.auto_inactive !== null && typeof body.auto_inactive !== 'boolean') {
+      throw fail('auto_inactive', 'auto_inactive is not a boolean');
+    }
+    // Setting log_url sets target_url to the same value.
+    const logUrl = str('log_url') ?? str('target_url') ?? '';
+    const environmentUrl = str('environment_url') ?? '';
+    // Not given: the environment of the deployment's previous status, else the deployment's.
+    const environment = str('environment') ?? statusesOf(d).at(-1)?.environment ?? d.environment;
+
+    const stamp = now();
+    const status: RecordedDeploymentStatus = {
+      deployment_id: d.id,
+      id: nextDeploymentStatusId++,
+      state: body.state,
+      description,
+      environment,
+      log_url: logUrl,
+      target_url: logUrl,
+      environment_url: environmentUrl,
+      created_at: stamp,
+      added_by_github: false,
+    };
+    deploymentStatusList.push(status);
+    d.environment = environment;
+    d.updated_at = stamp;
+
+    // auto_inactive (default true): a success marks the prior non-transient,
+    // non-production deployments of the same repository and environment whose
+    // current state is success inactive, with a status GitHub adds itself.
+    if (status.state === 'success' && body.auto_inactive !== false) {
+      for (const prior of deployments) {
+        if (prior.id >= d.id || prior.owner !== d.owner || prior.repo !== d.repo) continue;
+        if (prior.environment !== environment || prior.transient_environment || prior.production_environment) continue;
+        const latest = statusesOf(prior).at(-1);
+        if (latest?.state !== 'success') continue;
+        deploymentStatusList.push({
+          ...latest,
+          id: nextDeploymentStatusId++,
+          state: 'inactive',
+          description: '',
+          created_at: stamp,
+          added_by_github: true,
+        });
+        prior.updated_at = stamp;
+      }
+    }
+    send(ctx.res, 201, deploymentStatusJson(r, status), {
+      ...apiHeaders(),
+      location: `${repoApiUrl(r)}/deployments/${d.id}/statuses/${status.id}`,
+    });
+  }
+
+  async function deploymentRoutes(ctx: Ctx, r: RepoEntry, rest: string[]): Promise<void> {
+    const method = ctx.req.method;
+    if (rest.length === 0) {
+      if (method === 'GET') return listDeployments(ctx, r);
+      if (method === 'POST') return createDeployment(ctx, r);
+      throw notFound();
+    }
+    const d = findDeployment(r, rest[0]);
+    if (rest.length === 1 && method === 'GET') return send(ctx.res, 200, deploymentJson(r, d), apiHeaders());
+    if (rest[1] === 'statuses' && rest.length === 2) {
+      if (method === 'GET') return sendPage(ctx, statusesOf(d).reverse().map((s) => deploymentStatusJson(r, s))); // newest first
+      if (method === 'POST') return createDeploymentStatus(ctx, r, d);
+    }
+    if (rest[1] === 'statuses' && rest.length === 3 && method === 'GET') {
+      const status = statusesOf(d).find((s) => String(s.id) === rest[2]);
+      if (!status) throw notFound();
+      return send(ctx.res, 200, deploymentStatusJson(r, status), apiHeaders());
+    }
+    throw notFound();
+  }
+
   // ------------------------------------------------------------ dispatch
 
   async function repoRoutes(ctx: Ctx, r: RepoEntry, rest: string[]): Promise<void> {
@@ -713,6 +1079,7 @@ export async function startFakeGitHub(opts: FakeGitHubOptions): Promise<FakeGitH
       if (method === 'GET') return listStatuses(ctx, r, joined);
     }
     if (head === 'hooks') return hookRoutes(ctx, r, tail);
+    if (head === 'deployments') return deploymentRoutes(ctx, r, tail);
     if (head === 'git' && tail[0] === 'trees' && tail.length > 1 && method === 'GET') return getTree(ctx, r, tail.slice(1).join('/'));
     throw notFound();
   }
@@ -802,6 +1169,10 @@ export async function startFakeGitHub(opts: FakeGitHubOptions): Promise<FakeGitH
     requestsTo,
     requestCount: (filter) => requestsTo(filter).length,
     hooks,
+    deployments,
+    deploymentsFor: (owner, repo) =>
+      deployments.filter((d) => d.owner.toLowerCase() === owner.toLowerCase() && d.repo.toLowerCase() === repo.toLowerCase()),
+    deploymentStatuses: (deploymentId) => deploymentStatusList.filter((s) => s.deployment_id === deploymentId),
     addRepo(owner, name, repo, addOpts = {}) {
       const key = `${owner}/${name}`;
       const previous = repos.get(key.toLowerCase());
@@ -866,6 +1237,15 @@ function apiRoute(method: string, segments: string[]): RouteMatch | undefined {
     const sub = tail.slice(1).join('/');
     if (sub === '') return m(`${base}/hooks/{hook_id}`, hook);
     if (sub === 'config' || sub === 'pings' || sub === 'tests') return m(`${base}/hooks/{hook_id}/${sub}`, hook);
+  }
+  if (head === 'deployments') {
+    if (tail.length === 0) return m(`${base}/deployments`, p());
+    const deployment = p({ deployment_id: tail[0] });
+    if (tail.length === 1) return m(`${base}/deployments/{deployment_id}`, deployment);
+    if (tail[1] === 'statuses' && tail.length === 2) return m(`${base}/deployments/{deployment_id}/statuses`, deployment);
+    if (tail[1] === 'statuses' && tail.length === 3) {
+      return m(`${base}/deployments/{deployment_id}/statuses/{status_id}`, { ...deployment, status_id: tail[2] });
+    }
   }
   return undefined;
 }

@@ -434,3 +434,286 @@ describe('deliveries', () => {
     assert.ok(port > 0 && port < 65536);
   });
 });
+
+describe('fake GitHub: deployments', () => {
+  const DOCS_409 = 'Conflict: Commit status checks failed for';
+  let repo: GitRepo;
+  let gh: FakeGitHub;
+  let octokit: Octokit;
+  let first: string; // behind main: what a rollback deploys
+  let head: string; // main
+  const base = { owner: OWNER, repo: NAME };
+  const bypass = { auto_merge: false, required_contexts: [] as string[] };
+
+  before(async () => {
+    repo = await createGitRepo({ 'app.txt': 'v1\n' });
+    first = repo.head();
+    await git(repo.dir, ['branch', 'behind-clean', first]);
+    await git(repo.dir, ['checkout', '--quiet', '-b', 'behind-conflict', first]);
+    await repo.commit({ 'app.txt': 'side\n' }, 'Side change');
+    await git(repo.dir, ['checkout', '--quiet', 'main']);
+    head = await repo.commit({ 'app.txt': 'v2\n' }, 'v2');
+    gh = await startFakeGitHub({ token: TOKEN });
+    gh.addRepo(OWNER, NAME, repo);
+    gh.addRepo(OWNER, 'other', repo);
+    octokit = new Octokit({ auth: TOKEN, baseUrl: gh.apiUrl, log: quiet });
+  });
+
+  after(async () => {
+    await gh.close();
+    await repo.cleanup();
+  });
+
+  /** POSTs a body the typed client would refuse to send. */
+  const post = (path: string, body: unknown) =>
+    fetch(`${gh.apiUrl}/repos/${OWNER}/${NAME}${path}`, {
+      method: 'POST',
+      headers: { authorization: `token ${TOKEN}`, 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+
+  test('create: 201 with the deployment object, GitHub defaults, Location, recorded as sent', async () => {
+    const created = await octokit.rest.repos.createDeployment({ ...base, ref: head, ...bypass });
+    assert.equal(created.status, 201);
+    const d = created.data as Extract<typeof created.data, { id: unknown }>;
+    assert.equal(typeof d.id, 'number');
+    assert.equal(d.sha, head);
+    assert.equal(d.ref, head);
+    assert.equal(d.environment, 'production');
+    assert.equal(d.original_environment, 'production');
+    assert.equal(d.production_environment, true);
+    assert.equal(d.transient_environment, false);
+    assert.equal(d.task, 'deploy');
+    assert.deepEqual(d.payload, {});
+    assert.equal(d.description, '');
+    assert.match(d.created_at, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
+    assert.equal(d.url, `${gh.apiUrl}/repos/${OWNER}/${NAME}/deployments/${d.id}`);
+    assert.equal(d.statuses_url, `${d.url}/statuses`);
+    assert.equal(d.repository_url, `${gh.apiUrl}/repos/${OWNER}/${NAME}`);
+    assert.equal(created.headers.location, d.url);
+
+    const staged = await octokit.rest.repos.createDeployment({
+      ...base,
+      ref: 'main',
+      environment: 'staging',
+      description: 'dockhook build 7',
+      payload: { service: 'api', build: 7 },
+      ...bypass,
+    });
+    const s = staged.data as Extract<typeof staged.data, { id: unknown }>;
+    assert.equal(s.ref, 'main');
+    assert.equal(s.sha, head);
+    assert.equal(s.production_environment, false); // documented default: true only for "production"
+    assert.deepEqual(s.payload, { service: 'api', build: 7 });
+    assert.equal(s.description, 'dockhook build 7');
+
+    const recorded = gh.deploymentsFor('ACME', NAME);
+    assert.deepEqual(recorded.map((r) => r.id), [d.id, s.id]);
+    assert.equal(recorded[0].auto_merge, false);
+    assert.deepEqual(recorded[0].required_contexts, []);
+    assert.equal((await octokit.rest.repos.getDeployment({ ...base, deployment_id: d.id })).data.sha, head);
+    assert.deepEqual(gh.deploymentsFor(OWNER, 'other'), []);
+  });
+
+  test('create: missing or unknown ref is 422, bad types are 422, no token is 401', async () => {
+    const missing = await post('/deployments', { environment: 'production' });
+    assert.equal(missing.status, 422);
+    const unknown = await rejection(octokit.rest.repos.createDeployment({ ...base, ref: 'no-such-branch', ...bypass }));
+    assert.equal(unknown.status, 422);
+    assert.equal(unknown.response?.data.message, 'No ref found for: no-such-branch');
+    assert.equal((await post('/deployments', { ref: 'main', auto_merge: 'no' })).status, 422);
+    assert.equal((await post('/deployments', { ref: 'main', required_contexts: 'ci' })).status, 422);
+    const anonymous = await fetch(`${gh.apiUrl}/repos/${OWNER}/${NAME}/deployments`, { method: 'POST', body: '{"ref":"main"}' });
+    assert.equal(anonymous.status, 401);
+    assert.equal(gh.deploymentsFor(OWNER, NAME).length, 2); // nothing recorded by the refusals
+  });
+
+  test('create: auto_merge (the default) refuses a ref behind the default branch: 409 on a sha or conflict, 202 on a clean branch', async () => {
+    const before = gh.deployments.length;
+    const sha = await rejection(octokit.rest.repos.createDeployment({ ...base, ref: first, required_contexts: [] }));
+    assert.equal(sha.status, 409);
+    assert.equal(sha.response?.data.message, `Conflict merging main into ${first}.`);
+    const conflict = await rejection(octokit.rest.repos.createDeployment({ ...base, ref: 'behind-conflict', required_contexts: [] }));
+    assert.equal(conflict.status, 409);
+    assert.equal(conflict.response?.data.message, 'Conflict merging main into behind-conflict.');
+    const clean = await octokit.rest.repos.createDeployment({ ...base, ref: 'behind-clean', required_contexts: [] });
+    assert.equal(clean.status, 202);
+    assert.deepEqual(clean.data, { message: 'Auto-merged main into behind-clean on deployment.' });
+    assert.equal(gh.deployments.length, before);
+
+    // The rollback case: an older sha deploys as itself with auto_merge: false.
+    const rollback = await octokit.rest.repos.createDeployment({ ...base, ref: first, ...bypass });
+    assert.equal(rollback.status, 201);
+    assert.equal((rollback.data as { sha: string }).sha, first);
+    // A ref that contains the default branch needs no merge.
+    assert.equal((await octokit.rest.repos.createDeployment({ ...base, ref: head, required_contexts: [] })).status, 201);
+  });
+
+  test('create: commit status checks, 409 unless required_contexts is [] or the contexts are success', async () => {
+    const side = await git(repo.dir, ['rev-parse', 'behind-conflict']);
+    const at = { ...base, ref: side, auto_merge: false };
+    // No statuses at all: nothing to check, GitHub deploys.
+    assert.equal((await octokit.rest.repos.createDeployment(at)).status, 201);
+
+    await octokit.rest.repos.createCommitStatus({ ...base, sha: side, context: 'ci', state: 'success' });
+    await octokit.rest.repos.createCommitStatus({ ...base, sha: side, context: 'lint', state: 'failure' });
+    const all = await rejection(octokit.rest.repos.createDeployment(at));
+    assert.equal(all.status, 409);
+    assert.equal(all.response?.data.message, `${DOCS_409} ${side}.`);
+    assert.deepEqual(all.response?.data.errors, [
+      {
+        contexts: [
+          { context: 'ci', state: 'success' },
+          { context: 'lint', state: 'failure' },
+        ],
+        resource: 'Deployment',
+        field: 'required_contexts',
+        code: 'invalid',
+      },
+    ]);
+    assert.equal((await octokit.rest.repos.createDeployment({ ...at, required_contexts: ['ci'] })).status, 201);
+    const lint = await rejection(octokit.rest.repos.createDeployment({ ...at, required_contexts: ['lint'] }));
+    assert.equal(lint.status, 409);
+    const never = await rejection(octokit.rest.repos.createDeployment({ ...at, required_contexts: ['ci', 'e2e'] }));
+    assert.equal(never.status, 409);
+    assert.deepEqual(never.response?.data.errors[0].contexts, [
+      { context: 'ci', state: 'success' },
+      { context: 'e2e', state: 'missing' },
+    ]);
+    assert.equal((await octokit.rest.repos.createDeployment({ ...at, required_contexts: [] })).status, 201);
+
+    // The current (newest) status of a context counts.
+    await octokit.rest.repos.createCommitStatus({ ...base, sha: side, context: 'lint', state: 'success' });
+    assert.equal((await octokit.rest.repos.createDeployment(at)).status, 201);
+  });
+
+  test('list: newest first, filtered by sha, ref, environment and task, paged with Link', async () => {
+    const ids = gh.deploymentsFor(OWNER, NAME).map((d) => d.id);
+    const all = await octokit.rest.repos.listDeployments({ ...base, per_page: 100 });
+    assert.deepEqual(all.data.map((d) => d.id), [...ids].reverse());
+
+    const bySha = await octokit.rest.repos.listDeployments({ ...base, sha: first });
+    assert.deepEqual(bySha.data.map((d) => d.sha), [first]);
+    const byRef = await octokit.rest.repos.listDeployments({ ...base, ref: 'main' });
+    assert.deepEqual(byRef.data.map((d) => [d.ref, d.environment]), [['main', 'staging']]);
+    const staging = await octokit.rest.repos.listDeployments({ ...base, environment: 'staging' });
+    assert.deepEqual(staging.data.map((d) => d.environment), ['staging']);
+    const production = await octokit.rest.repos.listDeployments({ ...base, environment: 'production', sha: head });
+    assert.ok(production.data.length >= 2 && production.data.every((d) => d.environment === 'production' && d.sha === head));
+    assert.deepEqual((await octokit.rest.repos.listDeployments({ ...base, task: 'deploy:migrations' })).data, []);
+    assert.deepEqual((await octokit.rest.repos.listDeployments({ owner: OWNER, repo: 'other' })).data, []);
+
+    const page = await octokit.rest.repos.listDeployments({ ...base, per_page: 2 });
+    assert.equal(page.data.length, 2);
+    assert.match(page.headers.link ?? '', /[?&]page=2[^>]*>; rel="next"/);
+    const paged = await octokit.paginate(octokit.rest.repos.listDeployments, { ...base, per_page: 2 });
+    assert.deepEqual(paged.map((d) => d.id), [...ids].reverse());
+  });
+
+  test('statuses: 201, log_url is also target_url, listed newest first, recorded', async () => {
+    const created = await octokit.rest.repos.createDeployment({ ...base, ref: head, ...bypass });
+    const id = (created.data as { id: number }).id;
+    const progress = await octokit.rest.repos.createDeploymentStatus({ ...base, deployment_id: id, state: 'in_progress', log_url: 'http://dockhook/builds/7' });
+    assert.equal(progress.status, 201);
+    assert.equal(progress.data.state, 'in_progress');
+    assert.equal(progress.data.log_url, 'http://dockhook/builds/7');
+    assert.equal(progress.data.target_url, 'http://dockhook/builds/7');
+    assert.equal(progress.data.environment, 'production');
+    assert.equal(progress.data.description, '');
+    assert.equal(progress.data.environment_url, '');
+    assert.equal(progress.data.deployment_url, `${gh.apiUrl}/repos/${OWNER}/${NAME}/deployments/${id}`);
+    assert.equal(progress.headers.location, `${progress.data.deployment_url}/statuses/${progress.data.id}`);
+    const done = await octokit.rest.repos.createDeploymentStatus({
+      ...base,
+      deployment_id: id,
+      state: 'success',
+      log_url: 'http://dockhook/builds/7',
+      environment_url: 'http://host:8080/',
+      description: 'x'.repeat(140),
+    });
+    assert.equal(done.data.environment_url, 'http://host:8080/');
+
+    const listed = await octokit.rest.repos.listDeploymentStatuses({ ...base, deployment_id: id });
+    assert.deepEqual(listed.data.map((s) => s.state), ['success', 'in_progress']);
+    assert.equal((await octokit.rest.repos.getDeploymentStatus({ ...base, deployment_id: id, status_id: done.data.id })).data.state, 'success');
+    const recorded = gh.deploymentStatuses(id);
+    assert.deepEqual(recorded.map((s) => [s.state, s.log_url, s.added_by_github]), [
+      ['in_progress', 'http://dockhook/builds/7', false],
+      ['success', 'http://dockhook/builds/7', false],
+    ]);
+    assert.deepEqual(gh.deploymentStatuses(id + 999), []);
+  });
+
+  test('statuses: unknown deployment is 404, invalid state or a description over 140 characters is 422', async () => {
+    const id = gh.deploymentsFor(OWNER, NAME)[0].id;
+    const unknown = await rejection(octokit.rest.repos.createDeploymentStatus({ ...base, deployment_id: 424242, state: 'success' }));
+    assert.equal(unknown.status, 404);
+    assert.equal(unknown.response?.data.message, 'Not Found');
+    assert.equal((await rejection(octokit.rest.repos.listDeploymentStatuses({ ...base, deployment_id: 424242 }))).status, 404);
+    assert.equal((await rejection(octokit.rest.repos.getDeployment({ ...base, deployment_id: 424242 }))).status, 404);
+    // Another repository's deployment is not found here.
+    assert.equal((await rejection(octokit.rest.repos.createDeploymentStatus({ owner: OWNER, repo: 'other', deployment_id: id, state: 'success' }))).status, 404);
+    assert.equal((await post('/deployments/abc/statuses', { state: 'success' })).status, 404);
+
+    const badState = await post(`/deployments/${id}/statuses`, { state: 'done' });
+    assert.equal(badState.status, 422);
+    assert.equal(((await badState.json()) as { message: string }).message, 'Validation Failed');
+    assert.equal((await post(`/deployments/${id}/statuses`, {})).status, 422);
+    const tooLong = await rejection(octokit.rest.repos.createDeploymentStatus({ ...base, deployment_id: id, state: 'failure', description: 'x'.repeat(141) }));
+    assert.equal(tooLong.status, 422);
+    assert.equal(tooLong.response?.data.errors[0].message, 'description is too long (maximum is 140 characters)');
+    // Characters, not UTF-16 units: 140 emoji are 280 units and still fit.
+    const emoji = await octokit.rest.repos.createDeploymentStatus({ ...base, deployment_id: id, state: 'failure', description: '🐳'.repeat(140) });
+    assert.equal(emoji.status, 201);
+    assert.deepEqual(gh.deploymentStatuses(id).map((s) => s.state), ['failure']);
+  });
+
+  test('statuses: auto_inactive marks prior successful non-production deployments of the environment inactive', async () => {
+    const deploy = async (environment: string, extra: Record<string, unknown> = {}) =>
+      ((await octokit.rest.repos.createDeployment({ ...base, ref: head, environment, ...bypass, ...extra })).data as { id: number }).id;
+    const succeed = (id: number, auto_inactive?: boolean) =>
+      octokit.rest.repos.createDeploymentStatus({ ...base, deployment_id: id, state: 'success', ...(auto_inactive === undefined ? {} : { auto_inactive }) });
+    const states = (id: number) => gh.deploymentStatuses(id).map((s) => (s.added_by_github ? `${s.state} (by GitHub)` : s.state));
+
+    const qa1 = await deploy('qa');
+    const qa2 = await deploy('qa');
+    const qa3 = await deploy('qa');
+    const otherEnv = await deploy('preview');
+    await succeed(qa1);
+    await succeed(otherEnv);
+    await succeed(qa2, false);
+    assert.deepEqual(states(qa1), ['success']);
+    await succeed(qa3);
+    assert.deepEqual(states(qa1), ['success', 'inactive (by GitHub)']);
+    assert.deepEqual(states(qa2), ['success', 'inactive (by GitHub)']);
+    assert.deepEqual(states(otherEnv), ['success']);
+    const listed = await octokit.rest.repos.listDeploymentStatuses({ ...base, deployment_id: qa1 });
+    assert.equal(listed.data[0].state, 'inactive');
+
+    // Production deployments are left alone.
+    const prod1 = await deploy('production');
+    await succeed(prod1);
+    await succeed(await deploy('production'));
+    assert.deepEqual(states(prod1), ['success']);
+  });
+
+  test('request log: the deployment routes have names', async () => {
+    gh.requests.length = 0;
+    const created = await octokit.rest.repos.createDeployment({ ...base, ref: head, ...bypass });
+    const deployment_id = (created.data as { id: number }).id;
+    await octokit.rest.repos.listDeployments(base);
+    await octokit.rest.repos.getDeployment({ ...base, deployment_id });
+    const status = await octokit.rest.repos.createDeploymentStatus({ ...base, deployment_id, state: 'queued' });
+    await octokit.rest.repos.listDeploymentStatuses({ ...base, deployment_id });
+    await octokit.rest.repos.getDeploymentStatus({ ...base, deployment_id, status_id: status.data.id });
+    assert.deepEqual(gh.requests.map((r) => r.route), [
+      'POST /repos/{owner}/{repo}/deployments',
+      'GET /repos/{owner}/{repo}/deployments',
+      'GET /repos/{owner}/{repo}/deployments/{deployment_id}',
+      'POST /repos/{owner}/{repo}/deployments/{deployment_id}/statuses',
+      'GET /repos/{owner}/{repo}/deployments/{deployment_id}/statuses',
+      'GET /repos/{owner}/{repo}/deployments/{deployment_id}/statuses/{status_id}',
+    ]);
+    assert.deepEqual(gh.requests[5].params, { owner: OWNER, repo: NAME, deployment_id: String(deployment_id), status_id: String(status.data.id) });
+  });
+});
