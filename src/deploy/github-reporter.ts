@@ -1,9 +1,7 @@
 import type { GitHubClient } from '../github.js';
+import { createDeployment, setDeploymentStatus } from '../github/deployments.js';
 import type { DeploymentRecord } from '../store/store.js';
 import type { DeployReporter } from './run-deploy.js';
-
-/** GitHub caps a deployment status's description at 140 characters. */
-const clip = (s: string) => (s.length > 140 ? `${s.slice(0, 139)}…` : s);
 
 function describe(d: DeploymentRecord): string {
   if (d.state === 'success') return `${d.service} ${d.version} is running`;
@@ -13,35 +11,19 @@ function describe(d: DeploymentRecord): string {
 /**
  * The Deployments API: one deployment per deploy, for the merge's SHA, in
  * DEPLOY_ENVIRONMENT; in_progress, then success or failure, log_url the
- * build page. auto_merge off and no required contexts: dockhook deploys the
- * very commit it built, and GitHub must not merge or gate anything for it.
+ * build page (github/deployments.ts turns off auto_merge and required
+ * contexts: dockhook deploys the very commit it built).
  */
 export function githubDeployReporter(octokit: GitHubClient, publicUrl: string | undefined): DeployReporter {
-  const logUrl = (d: DeploymentRecord) => (publicUrl ? { log_url: `${publicUrl}/builds/${d.buildId}` } : {});
+  const logUrl = (d: DeploymentRecord) => (publicUrl ? `${publicUrl}/builds/${d.buildId}` : undefined);
   return {
     async start(d, where) {
-      const res = await octokit.rest.repos.createDeployment({
-        ...where,
-        ref: d.sha,
-        environment: d.environment,
-        description: clip(`dockhook: ${d.service} ${d.version}`),
-        auto_merge: false,
-        required_contexts: [],
-        payload: { service: d.service, version: d.version, digest: d.digest },
-      });
-      const id = (res.data as { id?: number }).id;
-      if (id === undefined) throw new Error(`GitHub did not create the deployment (${res.status})`);
-      await octokit.rest.repos.createDeploymentStatus({ ...where, deployment_id: id, state: 'in_progress', description: clip(`deploying ${d.service} ${d.version}`), ...logUrl(d) });
-      return id;
+      const created = await createDeployment(octokit, { ...where, sha: d.sha, environment: d.environment, description: `dockhook: ${d.service} ${d.version}`, payload: { service: d.service, version: d.version, digest: d.digest }, authKind: 'token' });
+      await setDeploymentStatus(octokit, { ...where, id: created.id, state: 'in_progress', description: `deploying ${d.service} ${d.version}`, logUrl: logUrl(d), authKind: 'token' });
+      return created.id;
     },
     async finish(githubId, d, where) {
-      await octokit.rest.repos.createDeploymentStatus({
-        ...where,
-        deployment_id: githubId,
-        state: d.state === 'success' ? 'success' : 'failure',
-        description: clip(describe(d)),
-        ...logUrl(d),
-      });
+      await setDeploymentStatus(octokit, { ...where, id: githubId, state: d.state === 'success' ? 'success' : 'failure', description: describe(d), logUrl: logUrl(d), authKind: 'token' });
     },
   };
 }

@@ -70,6 +70,14 @@ describe('deploy after push (real engine, real registry)', () => {
     const c = await engine.getContainer(web).inspect();
     assert.equal(c.Config.Image, `${h.registry.host}/${web}@${d!.digest}`);
     assert.ok(c.Config.Env.includes('MODE=from-repo'));
+    // GitHub's Deployments API: a deployment for the merge SHA, in_progress then success, log_url the build page.
+    const [gh] = h.github.deploymentsFor(OWNER, 'web');
+    assert.equal(gh?.sha, build.sha);
+    assert.equal(gh!.environment, 'production');
+    assert.equal(d!.githubId, gh!.id);
+    const states = h.github.deploymentStatuses(gh!.id).filter((x) => !x.added_by_github);
+    assert.deepEqual(states.map((x) => x.state), ['in_progress', 'success']);
+    assert.equal(states[1]!.log_url, `https://dockhook.example.com/builds/${build.id}`);
   });
 
   it('merging v2 swaps it in: v2 serves, v1 is gone, and v2 reads what v1 wrote to the named volume', async () => {
@@ -89,6 +97,9 @@ describe('deploy after push (real engine, real registry)', () => {
     const [d] = await deployments();
     assert.equal(d?.state, 'failure');
     assert.match(d!.reason ?? '', /did not become healthy/);
+    const failed = h.github.deploymentStatuses(d!.githubId!).filter((x) => !x.added_by_github).at(-1);
+    assert.equal(failed?.state, 'failure');
+    assert.match(failed!.description ?? '', /did not become healthy/);
     assert.ok(d!.log.includes('| starting v3'), d!.log.join('\n'));
     assert.equal(await until('v2 serving again', async () => ((await get(port)) === 'v2' ? 'v2' : undefined), 20_000), 'v2');
     assert.equal((await engine.getContainer(web).inspect()).HostConfig.RestartPolicy?.Name, 'unless-stopped');
