@@ -17,6 +17,7 @@ const commands: Record<string, () => Promise<Command>> = {
   'send-test-delivery': () => import('./cli/send-test-delivery.js'),
   doctor: () => import('./cli/doctor.js'),
   build: () => import('./cli/build.js'),
+  deploy: () => import('./cli/deploy.js'),
   'init-registry-auth': () => import('./cli/init-registry-auth.js'),
   'init-db-auth': () => import('./cli/init-db-auth.js'),
 };
@@ -27,6 +28,7 @@ const summaries: Record<string, string> = {
   'send-test-delivery': 'sign and send an example merged pull request to a dockhook',
   doctor: 'check the settings, the engine, the registry, GitHub and ngrok',
   build: 'ask a running dockhook to build a branch, tag or commit of a repository now',
+  deploy: 'ask a running dockhook to deploy an earlier pushed version of an image (a rollback)',
   'init-registry-auth': "make the registry's password and htpasswd once (compose runs it)",
   'init-db-auth': "make PostgreSQL's password and DATABASE_URL file once (docker-compose.scale.yml runs it)",
 };

@@ -26,6 +26,7 @@ import { createScrubber } from './secrets.js';
 import { databasePassword } from './store/postgres/errors.js';
 import { deployEngine, recoverDeploys } from './deploy/deploy-engine.js';
 import { githubDeployReporter } from './deploy/github-reporter.js';
+import { deployVersion } from './deploy/deploy-version.js';
 
 export interface Service {
   url: string;
@@ -150,6 +151,11 @@ export async function startService(config: Config, options: ServiceOptions): Pro
     onQueued: () => worker?.kick(),
     builderProblem: () => chooseBuilder.problem(),
     workerProblem: () => worker?.storeProblem,
+    deployVersion:
+      deploy && runsBuilds
+        ? (service, version) =>
+            deployVersion({ deploy: deploy.config, reporter: deploy.reporter, store, registry: config.registry, registryAuth: config.registryAuth, octokit }, service, version)
+        : undefined,
     isStopping: () => stopping,
   });
   const server = createServer(app);

@@ -77,7 +77,7 @@ export function serviceUrl(flag: string | undefined, env: Record<string, string 
 }
 
 /** API_TOKEN, or the content of API_TOKEN_FILE without its final newline, as dockhook itself reads it. */
-function apiToken(env: Record<string, string | undefined>): string {
+export function apiToken(env: Record<string, string | undefined>): string {
   const file = env.API_TOKEN_FILE || undefined;
   if (env.API_TOKEN && file) throw new UsageError('API_TOKEN and API_TOKEN_FILE are both set: keep one of them');
   if (env.API_TOKEN) return env.API_TOKEN;

@@ -41,6 +41,8 @@ export interface DeployRequest {
   /** dockerInfo.json's `deploy` entry, as written. */
   settings: unknown;
   trigger: 'merge' | 'manual';
+  /** A rollback the operator asked for: the branch rule does not apply. */
+  anyBranch?: boolean;
 }
 
 /** DEPLOY_ENV_DIR/<service>.env, parsed as dotenv; {} when there is no such file. */
@@ -68,13 +70,20 @@ async function pull(docker: Docker, ref: string, deps: DeployDeps, out: (l: stri
  * nothing was asked. Never throws for a deploy problem: the build pushed fine
  * and stays a success; the deploy's own record (and GitHub's) says what failed.
  */
-export async function deployImage(deps: DeployDeps, req: DeployRequest, out: BuildLogWriter): Promise<string | undefined> {
+export interface DeployOutcome {
+  /** For the build's summary. */
+  note: string;
+  /** Undefined when nothing was recorded (another deploy of the service was running). */
+  deployment?: DeploymentRecord;
+}
+
+export async function deployImage(deps: DeployDeps, req: DeployRequest, out: BuildLogWriter): Promise<DeployOutcome | undefined> {
   const { build, service, version } = req;
   const where = { owner: build.owner, repo: build.repo };
   const decision = planDeploy(service, req.settings, deps.deploy);
   if (decision.outcome === 'none') return undefined;
   const targetBranch = decision.outcome === 'planned' && decision.plan.branch ? decision.plan.branch : build.defaultBranch;
-  if (build.branch !== targetBranch) {
+  if (!req.anyBranch && build.branch !== targetBranch) {
     out.line(`deploy: not for ${build.branch} (deploys follow ${targetBranch})`);
     return undefined;
   }
@@ -86,14 +95,14 @@ export async function deployImage(deps: DeployDeps, req: DeployRequest, out: Bui
   const base = { service, version, sha: build.sha, digest, buildId: build.id, trigger: req.trigger, environment: deps.deploy.environment };
   if (decision.outcome === 'skipped') {
     out.line(decision.reason);
-    await deps.store.createDeployment({ ...base, state: 'skipped', reason: decision.reason });
-    return decision.reason;
+    const deployment = await deps.store.createDeployment({ ...base, state: 'skipped', reason: decision.reason });
+    return { note: decision.reason, deployment };
   }
   const record = await deps.store.createDeployment(base);
   if (!record) {
     const reason = `deploy skipped: another deploy of ${service} is in progress`;
     out.line(reason);
-    return reason;
+    return { note: reason };
   }
   const lines: string[] = [];
   const log = (l: string) => {
@@ -137,5 +146,5 @@ export async function deployImage(deps: DeployDeps, req: DeployRequest, out: Bui
   await deps.store.finishDeployment(record.id, state, reason, lines);
   const done = (await deps.store.getDeployment(record.id))!;
   if (githubId !== undefined) await deps.reporter!.finish(githubId, done, where).catch((err: Error) => out.line(`deploy: GitHub deployment status not set (${err.message})`));
-  return state === 'success' ? `deployed ${service} ${version}` : `deploy failed: ${reason}`;
+  return { note: state === 'success' ? `deployed ${service} ${version}` : `deploy failed: ${reason}`, deployment: done };
 }

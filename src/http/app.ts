@@ -6,9 +6,10 @@ import type { Config } from '../config.js';
 import type { GitHubClient } from '../github.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
-import type { Store } from '../store/store.js';
+import type { DeploymentRecord, Store } from '../store/store.js';
 import type { RegistryClient } from '../registry/client.js';
 import { buildsApiRouter } from './api-builds.js';
+import { deploymentsApiRouter } from './api-deployments.js';
 import { imagesApiRouter } from './api-images.js';
 import { triggerApiRouter } from './api-trigger.js';
 import { errorHandler, notFound } from './error-handler.js';
@@ -34,6 +35,8 @@ export interface AppDeps {
   builderProblem?: () => Promise<string | undefined>;
   /** Why the worker starts nothing new (its store is away), for /readyz. */
   workerProblem?: () => string | undefined;
+  /** POST /api/deployments: a deploy of an earlier version, where this process deploys. */
+  deployVersion?: (service: string, version: string) => Promise<DeploymentRecord>;
 }
 
 /** The pathname of a request URL, without the query string. */
@@ -69,6 +72,7 @@ export function createApp(deps: AppDeps): RequestListener {
   }
   app.use(triggerApiRouter(deps));
   app.use(imagesApiRouter(deps));
+  app.use(deploymentsApiRouter(deps));
   app.use(buildsApiRouter(deps));
   app.use(pagesRouter(deps));
   app.use(notFound);

@@ -111,10 +111,10 @@ async function withDeploy(deps: PipelineDeps, build: BuildRecord, spec: ImageSpe
     return summary;
   }
   const pushed = (await deps.store.get(build.id)) ?? build;
-  const note = await deployImage(
+  const outcome = await deployImage(
     { deploy: deps.deploy.config, reporter: deps.deploy.reporter, store: deps.store, registry: deps.settings.registry, registryAuth: deps.settings.registryAuth },
     { build: pushed, service: spec.serviceName, version: spec.version, settings: spec.deploy, trigger: build.trigger === 'manual' ? 'manual' : 'merge' },
     out,
   );
-  return note ? `${summary}; ${note}` : summary;
+  return outcome ? `${summary}; ${outcome.note}` : summary;
 }

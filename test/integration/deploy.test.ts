@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import Docker from 'dockerode';
 import { LABELS } from '../../src/deploy/containers.js';
@@ -10,6 +12,19 @@ import { freePort } from '../support/ports.js';
 import { until } from '../support/wait.js';
 
 const engine = new Docker();
+const CLI = fileURLToPath(new URL('../../src/cli.ts', import.meta.url));
+const TSX = import.meta.resolve('tsx');
+const API_TOKEN = 'api-token-for-deploys-5e4d';
+
+/** `dockhook <args>` as a person runs it: a subprocess of src/cli.ts. */
+function cli(args: string[], env: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, ['--import', TSX, CLI, ...args], { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: '/tmp', ...env }, timeout: 300_000 }, (err, stdout, stderr) => {
+      const code = err ? ((err as { code?: number }).code ?? 1) : 0;
+      resolve({ code: typeof code === 'number' ? code : 1, stdout, stderr });
+    });
+  });
+}
 const run = randomUUID().slice(0, 8);
 const OWNER = 'deploy-org';
 const web = `web-${run}`;
@@ -43,7 +58,7 @@ describe('deploy after push (real engine, real registry)', () => {
 
   before(async () => {
     port = await freePort();
-    h = await startHarness({ env: { DEPLOY_IMAGES: web, PUBLIC_URL: 'https://dockhook.example.com' } });
+    h = await startHarness({ env: { DEPLOY_IMAGES: web, PUBLIC_URL: 'https://dockhook.example.com', API_TOKEN } });
     repo = await h.createRepo(OWNER, 'web', { 'dockerInfo.json': info('1.0.0', deploySettings()), Dockerfile: dockerfile('v1') });
   });
   after(async () => {
@@ -115,6 +130,32 @@ describe('deploy after push (real engine, real registry)', () => {
       assert.match(d!.reason ?? '', field);
       assert.equal(await get(port), 'v2', 'nothing was swapped');
     }
+  });
+
+  it('rolls back by CLI and API to an earlier version, by the same swap', async () => {
+    const rolled = await cli(['deploy', web, '1.0.0'], { DOCKHOOK_URL: h.url, API_TOKEN });
+    assert.equal(rolled.code, 0, rolled.stderr);
+    assert.match(rolled.stdout, new RegExp(`deployed ${web} 1\\.0\\.0`));
+    assert.equal(await get(port), 'v1');
+    assert.equal(await get(port, '/data.txt'), 'written-by-v1', 'the named volume survived every swap');
+    assert.deepEqual(await running(), [web]);
+
+    const api = (path: string, init: RequestInit = {}) => fetch(`${h.url}${path}`, { ...init, headers: { authorization: `Bearer ${API_TOKEN}`, 'content-type': 'application/json', ...(init.headers ?? {}) } });
+    const res = await api('/api/deployments', { method: 'POST', body: JSON.stringify({ service: web, version: '2.0.0' }) });
+    assert.equal(res.status, 201);
+    const d = (await res.json()) as { state: string; trigger: string; version: string };
+    assert.deepEqual([d.state, d.trigger, d.version], ['success', 'manual', '2.0.0']);
+    assert.equal(await get(port), 'v2');
+
+    const list = (await (await api(`/api/deployments?service=${web}`)).json()) as { deployments: { version: string; state: string }[] };
+    assert.deepEqual(list.deployments.slice(0, 3).map((x) => `${x.version} ${x.state}`), ['2.0.0 success', '1.0.0 success', `4.0.${pr - 1} failure`]);
+    assert.equal((await fetch(`${h.url}/api/deployments`, { method: 'POST', body: '{}' })).status, 401);
+    const unknown = await api('/api/deployments', { method: 'POST', body: JSON.stringify({ service: web, version: '9.9.9' }) });
+    assert.equal(unknown.status, 404);
+    assert.match(((await unknown.json()) as { error: string }).error, /no successful build pushed .*:9\.9\.9/);
+    const failed = await cli(['deploy', web, '9.9.9'], { DOCKHOOK_URL: h.url, API_TOKEN });
+    assert.equal(failed.code, 1);
+    assert.match(failed.stderr, /404 no successful build pushed/);
   });
 
   it('an image the operator did not list in DEPLOY_IMAGES is not deployed, with the note saying why', async () => {

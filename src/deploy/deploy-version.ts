@@ -1,0 +1,32 @@
+import { AppError } from '../errors.js';
+import type { GitHubClient } from '../github.js';
+import { readRepoFile } from '../pipeline/source.js';
+import { readDockerInfo, SpecError } from '../spec/docker-info.js';
+import type { DeploymentRecord } from '../store/store.js';
+import { deployImage, type DeployDeps } from './run-deploy.js';
+
+/**
+ * A rollback (or any earlier version) by the same swap: the build that
+ * pushed service:version gives the digest and the commit, and that commit's
+ * dockerInfo.json the deploy settings, so an old version runs as it was
+ * meant to. Asked for by the operator, so the branch rule does not apply;
+ * DEPLOY_IMAGES and every other guardrail do.
+ */
+export async function deployVersion(deps: DeployDeps & { octokit: GitHubClient }, service: string, version: string): Promise<DeploymentRecord> {
+  const build = await deps.store.buildOfVersion(service, version);
+  if (!build) throw new AppError(404, `no successful build pushed ${service}:${version}`, { hint: `GET /api/images/${service} lists the versions in the registry` });
+  const text = await readRepoFile(deps.octokit, { owner: build.owner, repo: build.repo }, 'dockerInfo.json', build.sha);
+  let settings: unknown;
+  try {
+    settings = text === undefined ? undefined : readDockerInfo(text).images.find((i) => i.serviceName === service)?.deploy;
+  } catch (err) {
+    if (err instanceof SpecError) throw new AppError(409, `dockerInfo.json at ${build.sha.slice(0, 7)} cannot be read: ${err.message}`);
+    throw err;
+  }
+  if (settings === undefined) throw new AppError(409, `dockerInfo.json at ${build.sha.slice(0, 7)} has no "deploy" entry for ${service}: that version was never meant to run here`);
+  const lines: string[] = [];
+  const outcome = await deployImage(deps, { build, service, version, settings, trigger: 'manual', anyBranch: true }, { line: (l) => lines.push(l), close: async () => {} });
+  if (!outcome?.deployment) throw new AppError(409, outcome?.note ?? lines.at(-1) ?? `${service} ${version} was not deployed`, { hint: 'try again once the running deploy has finished' });
+  if (outcome.deployment.state === 'skipped') throw new AppError(409, outcome.deployment.reason ?? outcome.note);
+  return outcome.deployment;
+}
