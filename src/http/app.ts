@@ -8,6 +8,7 @@ import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import type { DeploymentRecord, Store } from '../store/store.js';
 import type { RegistryClient } from '../registry/client.js';
+import { artifactsApiRouter } from './api-artifacts.js';
 import { buildsApiRouter } from './api-builds.js';
 import { deploymentsApiRouter } from './api-deployments.js';
 import { imagesApiRouter } from './api-images.js';
@@ -73,6 +74,7 @@ export function createApp(deps: AppDeps): RequestListener {
   app.use(triggerApiRouter(deps));
   app.use(imagesApiRouter(deps));
   app.use(deploymentsApiRouter(deps));
+  app.use(artifactsApiRouter(deps));
   app.use(buildsApiRouter(deps));
   app.use(pagesRouter(deps));
   app.use(notFound);

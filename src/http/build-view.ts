@@ -1,4 +1,4 @@
-import type { BuildRecord, BuildState } from '../store/store.js';
+import type { ArtifactRecord, BuildRecord, BuildState, PlatformImage } from '../store/store.js';
 
 /**
  * What the API answers and the pages show for one build. Plain JSON: times as
@@ -44,6 +44,39 @@ export interface BuildView {
   force: boolean;
   /** For a multi-image merge's own build: its images, one build each; null otherwise. */
   images: GroupImageView[] | null;
+  /** A multi-platform build's images, one per platform, sorted by platform; [] otherwise. */
+  platforms: PlatformView[];
+  /** The files copied out of the image (one per platform when it has platforms), sorted by name then platform. */
+  artifacts: ArtifactView[];
+}
+
+/** One platform's image of a multi-platform build: the index's child. */
+export interface PlatformView {
+  /** os/arch[/variant]. */
+  platform: string;
+  /** The child manifest's digest, in the image's repository. */
+  digest: string;
+  /** The internal tag it is kept under (_platform-…). */
+  tag: string;
+}
+
+/** One artifact, as GET /api/builds/<id>/artifacts lists it. */
+export interface ArtifactView {
+  name: string;
+  /** os/arch[/variant]; null when the image was built for the engine's own platform only. */
+  platform: string | null;
+  /** The path copied out of the image. */
+  path: string;
+  /** Bytes of the .tar.gz. */
+  size: number;
+  /** sha256 of the .tar.gz (the layer): what the downloaded file hashes to. */
+  digest: string;
+  /** The artifact manifest's digest. */
+  manifest: string;
+  /** `<registry>/<repository>@<manifest>`: what `oras pull` takes. */
+  reference: string;
+  /** Where to download the .tar.gz: absolute with PUBLIC_URL (or `origin`), else a path. */
+  url: string;
 }
 
 /** One image of a merge, as the merge's view lists it. */
@@ -66,6 +99,11 @@ export interface BuildViewOptions {
   registry: string;
   /** PUBLIC_URL: when set, page and log links are absolute, usable from outside. */
   publicUrl?: string;
+  /**
+   * protocol://host the request reached: makes artifact download URLs
+   * absolute when PUBLIC_URL is unset (a curl line needs a whole URL).
+   */
+  origin?: string;
 }
 
 const iso = (ms: number | undefined): string | null => (ms === undefined ? null : new Date(ms).toISOString());
@@ -85,6 +123,42 @@ function toGroupImage(b: BuildRecord, options: BuildViewOptions): GroupImageView
     page: `${options.publicUrl ?? ''}/builds/${b.id}`,
   };
 }
+
+/** `?platform=linux/arm64`: the slash is legal in a query and easier to read in a curl line. */
+const platformQuery = (platform: string) => `?platform=${encodeURIComponent(platform).replace(/%2F/gi, '/')}`;
+
+/** dist.tar.gz, or dist-linux-arm-v7.tar.gz for one platform's: the file name a download is saved under. */
+export function downloadFileName(a: { name: string; platform?: string | null }): string {
+  const base = a.platform ? `${a.name}-${a.platform.split('/').join('-')}` : a.name;
+  // Artifact names and platforms are [a-z0-9._-] already; anything else could break the Content-Disposition quoting.
+  return `${base.replace(/[^A-Za-z0-9._-]/g, '_')}.tar.gz`;
+}
+
+/** The download route of one artifact of build `id`. */
+export function artifactPath(id: number, name: string, platform?: string): string {
+  return `/api/builds/${id}/artifacts/${encodeURIComponent(name)}${platform ? platformQuery(platform) : ''}`;
+}
+
+export function toArtifactView(id: number, a: ArtifactRecord, options: BuildViewOptions): ArtifactView {
+  return {
+    name: a.name,
+    platform: a.platform ?? null,
+    path: a.path,
+    size: a.size,
+    digest: a.layerDigest,
+    manifest: a.digest,
+    reference: `${options.registry}/${a.repository}@${a.digest}`,
+    url: `${options.publicUrl ?? options.origin ?? ''}${artifactPath(id, a.name, a.platform)}`,
+  };
+}
+
+/** The artifacts of a build, in the store's order (name, then platform). */
+export function toArtifactViews(build: BuildRecord, options: BuildViewOptions): ArtifactView[] {
+  // `?? []`: rows written before artifacts existed.
+  return (build.artifacts ?? []).map((a) => toArtifactView(build.id, a, options));
+}
+
+const toPlatformView = (p: PlatformImage): PlatformView => ({ platform: p.platform, digest: p.digest, tag: p.tag });
 
 /**
  * Pure: the same record always gives the same view (no clock), so it is a
@@ -129,5 +203,7 @@ export function toBuildView(build: BuildRecord, options: BuildViewOptions, group
     fingerprint: build.fingerprint ?? null,
     force: build.force,
     images: group?.length ? group.map((b) => toGroupImage(b, options)) : null,
+    platforms: (build.platforms ?? []).map(toPlatformView),
+    artifacts: toArtifactViews(build, options),
   };
 }

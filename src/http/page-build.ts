@@ -1,4 +1,4 @@
-import type { BuildView } from './build-view.js';
+import { downloadFileName, type ArtifactView, type BuildView } from './build-view.js';
 import { html, safeUrl, type SafeHtml } from './html.js';
 import { splitStamp, withoutAnsi } from './log-lines.js';
 import { formatDuration, formatTime } from './page-format.js';
@@ -55,7 +55,56 @@ function groupSection(b: BuildView): SafeHtml {
 </section>`;
 }
 
-export function renderBuildBody(b: BuildView, log: string[]): SafeHtml {
+/** "812 B", "4.2 KiB", "51.3 MiB", "1.1 GiB". */
+export function formatBytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
+  let v = n / 1024;
+  let u = 0;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return `${v < 10 ? v.toFixed(1) : Math.round(v)} ${units[u]}`;
+}
+
+/** Quoted for a POSIX shell unless plainly safe: `?` is a glob to zsh, `&` ends a command everywhere. */
+const shellWord = (s: string) => (/^[A-Za-z0-9_./:@%+=,-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
+
+export interface BuildPageOptions {
+  /** API_TOKEN_READS=true: a download needs the token, so the curl lines send it. */
+  tokenForReads?: boolean;
+}
+
+/** `curl -fLo dist.tar.gz <url>`: what downloads the artifact from a shell (-f: an error answer is not saved as the file). */
+export function curlLine(a: ArtifactView, o: BuildPageOptions = {}): string {
+  const auth = o.tokenForReads ? ' -H "Authorization: Bearer $API_TOKEN"' : '';
+  return `curl -fLo ${downloadFileName(a)}${auth} ${shellWord(a.url)}`;
+}
+
+function platformsSection(b: BuildView): SafeHtml {
+  if (!b.platforms.length) return html``;
+  return html`<section class="platforms" id="platforms">
+<h2>Platforms</h2>
+<table class="builds"><thead><tr><th>Platform</th><th>Digest</th></tr></thead>
+<tbody>${b.platforms.map(
+    (p) => html`<tr><td class="mono">${p.platform}</td><td><div class="digest mono" title="${b.image ? `${b.image}@${p.digest}` : p.tag}">${p.digest}</div></td></tr>`,
+  )}</tbody></table>
+</section>`;
+}
+
+function artifactsSection(b: BuildView, o: BuildPageOptions): SafeHtml {
+  if (!b.artifacts.length) return html``;
+  return html`<section class="artifacts" id="artifacts">
+<h2>Artifacts</h2>
+<ul class="pull-list artifact-list">${b.artifacts.map(
+    (a) => html`<li data-name="${a.name}"${a.platform ? html` data-platform="${a.platform}"` : ''}><div><a href="${safeUrl(a.url)}" download="${downloadFileName(a)}">${downloadFileName(a)}</a> <span class="muted">${formatBytes(a.size)} · <code>${a.path}</code>${a.platform ? html` · ${a.platform}` : ''}</span></div>
+<div class="pull-line"><code class="pull-cmd">${curlLine(a, o)}</code><button type="button" class="copy">Copy</button></div><div class="digest mono" title="sha256 of the .tar.gz; oras pull ${a.reference}">${a.digest}</div></li>`,
+  )}</ul>
+</section>`;
+}
+
+export function renderBuildBody(b: BuildView, log: string[], o: BuildPageOptions = {}): SafeHtml {
   const pr = b.pullRequest;
   const live = b.state === 'queued' || b.state === 'running';
   return html`<div id="build" data-id="${b.id}" data-state="${b.state}" data-lines="${log.length}">
@@ -66,6 +115,8 @@ export function renderBuildBody(b: BuildView, log: string[]): SafeHtml {
 <h2>Pull the image</h2>
 <ul class="pull-list" id="pull-list">${pullItems(b)}</ul>
 </section>
+${platformsSection(b)}
+${artifactsSection(b, o)}
 ${groupSection(b)}
 ${facts(b)}
 <section class="log-section">
