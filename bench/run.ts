@@ -17,6 +17,8 @@
  *   npm run bench -- --node-args=--max-semi-space-size=4
  *                                         extra node flags for every dockhook process
  *   npm run bench -- --label NAME         write bench/results/<date>-NAME.md instead
+ *   npm run bench -- --only platforms     multi-platform builds (needs QEMU) and a 200 MiB artifact
+ *                                         download's peak RSS; writes bench/results/<date>-multi-platform.md
  *   npm run bench -- --scale              past one machine (same as --only scale): PostgreSQL,
  *                                         receivers and workers as processes, two engines;
  *                                         writes bench/results/<date>-scale.md (about 12 minutes)
@@ -36,6 +38,7 @@ import { bigContextFiles, createBenchRepo, sampleFiles } from './fixtures.js';
 import { busyRepoFiles, load, runIngest, runWhileBuilding, type BusyRound, type IngestRounds, type PayloadKind } from './ingest.js';
 import { runMemory, type MemoryRound } from './memory.js';
 import { runMulti, type MultiResults } from './multi-image.js';
+import { runPlatforms, writePlatformsReport, type PlatformsResults } from './multi-platform.js';
 import { runPipeline, type PipelineResults } from './pipeline.js';
 import { REPO_ROOT, spawnServer, type ServerProcess } from './process.js';
 import { profileMarkdown, readProfile, summarizeProfile } from './profile.js';
@@ -65,7 +68,7 @@ const SECRET = 'bench-webhook-secret-7c41';
 const TOKEN = 'ghp_benchtoken0123456789';
 const quick = args.quick;
 const sections = new Set((args.profile ? '' : args.scale ? 'scale' : (args.only ?? 'ingest,busy,pipeline,memory,multi')).split(',').map((s) => s.trim()));
-const mainReport = !args.profile && [...sections].some((s) => s !== 'scale');
+const mainReport = !args.profile && [...sections].some((s) => s !== 'scale' && s !== 'platforms');
 const rounds = args.rounds ? Number(args.rounds) : quick ? 1 : 5;
 const seconds = args.seconds ? Number(args.seconds) : quick ? 2 : 5;
 const CONTEXT_BYTES = quick ? 64 * 1024 * 1024 : 300 * 1024 * 1024;
@@ -145,6 +148,7 @@ let busy: BusyRound[] | undefined;
 let pipeline: PipelineResults | undefined;
 let memory: MemoryRound[] | undefined;
 let multi: MultiResults | undefined;
+let platforms: PlatformsResults | undefined;
 let scale: { engine2: string; loads: [string, number][]; postgres?: PostgresFacts; throughput?: ThroughputResults; claim?: ClaimResults; ingest?: IngestScale; cold?: ColdResults } | undefined;
 let postgres: TestPostgres | undefined;
 let engine2Host: string | undefined;
@@ -279,6 +283,12 @@ try {
     }
   }
 
+  if (sections.has('platforms')) {
+    const env = { WEBHOOK_SECRET: SECRET, GITHUB_TOKEN: TOKEN, GITHUB_API_URL: github.ready.apiUrl, REGISTRY: registry.host, LOG_LEVEL: 'info', BUILDER: 'classic' };
+    platforms = await runPlatforms({ registry, github, serve, secret: SECRET, rounds: quick ? 1 : Math.min(rounds, 3), builders: ['classic', 'buildkit'], tmp, env, artifactBytes: (quick ? 32 : 200) * 1024 * 1024, artifactRounds: quick ? 1 : Math.min(rounds, 3), onProgress: say, startDockhook: (name, dataDir, e) => startDockhook(name, dataDir, e) });
+    for (const a of platforms.anomalies) say(`platforms: ${a}`);
+  }
+
   if (sections.has('scale')) {
     // Past one machine: a second dockerd and a PostgreSQL of the bench's own.
     const engine2 = await ensureSecondEngine();
@@ -343,6 +353,13 @@ if (scale) {
   const suffix = args.label ? `-${args.label.replace(/[^a-zA-Z0-9_.-]/g, '-')}` : quick ? '-quick' : '';
   const path = join(resultsDir, `${date}-scale${suffix}.md`);
   await writeFile(path, report.markdown);
+  say(`written to ${path}`);
+}
+
+if (platforms) {
+  const suffix = args.label ? `-${args.label.replace(/[^a-zA-Z0-9_.-]/g, '-')}` : quick ? '-quick' : '';
+  const { path, table } = await writePlatformsReport(platforms, machine, notes, (Date.now() - started) / 60000, suffix);
+  process.stdout.write(`\n${table}\n`);
   say(`written to ${path}`);
 }
 
