@@ -6,7 +6,7 @@ import { pullStream } from '../engine/pull-image.js';
 import type { BuildLogWriter } from '../logs/build-logs.js';
 import { followProgress } from '../pipeline/progress.js';
 import type { RegistryAuth } from '../pipeline/push.js';
-import type { BuildRecord, DeploymentRecord, Store } from '../store/store.js';
+import type { BuildRecord, DeploymentRecord, NewDeployment, Store } from '../store/store.js';
 import { serviceContainers } from './containers.js';
 import { planDeploy, type DeployPolicy } from './deploy-settings.js';
 import { recoverService, swapContainers } from './swap.js';
@@ -43,6 +43,27 @@ export interface DeployRequest {
   trigger: 'merge' | 'manual';
   /** A rollback the operator asked for: the branch rule does not apply. */
   anyBranch?: boolean;
+}
+
+/** A deploy whose build is not running any more is over, whatever its row says, after this long (the CLI waits as long). */
+const STALE_DEPLOY_MS = 15 * 60_000;
+
+/**
+ * The service's deploy still marked in progress was cut off (its dockhook
+ * died; the containers were put right by recoverService): it is the build
+ * now running again after that crash, or its build is no longer running and
+ * it is old. Marks it failed and takes the service's turn; undefined when a
+ * live deploy holds it.
+ */
+async function takeOverInterrupted(store: Store, base: NewDeployment, buildId: number): Promise<DeploymentRecord | undefined> {
+  const [other] = (await store.listDeployments({ service: base.service, limit: 5 })).filter((d) => d.state === 'in_progress');
+  if (!other) return store.createDeployment(base);
+  const itsBuild = await store.get(other.buildId);
+  const running = itsBuild?.state === 'running' && (itsBuild.leaseUntil ?? 0) > Date.now();
+  const stale = other.buildId === buildId || (!running && Date.now() - other.createdAt > STALE_DEPLOY_MS);
+  if (!stale) return undefined;
+  await store.finishDeployment(other.id, 'failure', 'interrupted: dockhook stopped during this deploy; the containers were recovered from their labels', []);
+  return store.createDeployment(base);
 }
 
 /** DEPLOY_ENV_DIR/<service>.env, parsed as dotenv; {} when there is no such file. */
@@ -98,7 +119,7 @@ export async function deployImage(deps: DeployDeps, req: DeployRequest, out: Bui
     const deployment = await deps.store.createDeployment({ ...base, state: 'skipped', reason: decision.reason });
     return { note: decision.reason, deployment };
   }
-  const record = await deps.store.createDeployment(base);
+  const record = (await deps.store.createDeployment(base)) ?? (await takeOverInterrupted(deps.store, base, build.id));
   if (!record) {
     const reason = `deploy skipped: another deploy of ${service} is in progress`;
     out.line(reason);

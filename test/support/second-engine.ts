@@ -57,6 +57,24 @@ export function ensureSecondEngine(): Promise<SecondEngine> {
   return pending;
 }
 
+/**
+ * Stops the second dockerd as a host shutdown would (SIGTERM: it stops its
+ * containers) and starts it again: what `systemctl restart docker` does to
+ * a deployed service. Containers with restart policy unless-stopped that
+ * were running come back; stopped ones and policy `no` do not.
+ */
+export async function restartSecondEngine(): Promise<SecondEngine> {
+  const pid = Number((await readFile(PIDFILE, 'utf8')).trim());
+  process.kill(pid, 'SIGTERM');
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  while (await daemonRunning()) {
+    if (Date.now() > deadline) throw new Error(`the second dockerd (pid ${pid}) did not stop within ${READY_TIMEOUT_MS / 1000} s`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  pending = undefined;
+  return ensureSecondEngine();
+}
+
 async function ensure(): Promise<SecondEngine> {
   const docker = new Docker({ socketPath: SOCKET });
   if (!(await answers(docker))) {
