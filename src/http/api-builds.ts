@@ -67,7 +67,7 @@ export function buildsApiRouter(deps: BuildsApiDeps): Router {
     const build = await findBuild(deps.store, req.params.id as string);
     const group = build.groupId === undefined ? await deps.store.listGroup(build.id) : undefined;
     res.set('Cache-Control', 'no-cache');
-    res.json(toBuildView(build, viewOptions(), group));
+    res.json(toBuildView(build, viewOptions(), group, await deps.store.listDeployments({ buildId: build.id, limit: 20 })));
   });
 
   router.get('/api/builds/:id/log', read, async (req, res) => {

@@ -1,4 +1,4 @@
-import type { ArtifactRecord, BuildRecord, BuildState, PlatformImage } from '../store/store.js';
+import type { ArtifactRecord, BuildRecord, BuildState, DeploymentRecord, DeploymentState, PlatformImage } from '../store/store.js';
 
 /**
  * What the API answers and the pages show for one build. Plain JSON: times as
@@ -48,6 +48,8 @@ export interface BuildView {
   platforms: PlatformView[];
   /** The files copied out of the image (one per platform when it has platforms), sorted by name then platform. */
   artifacts: ArtifactView[];
+  /** Deploys of what this build pushed (issue 14), newest first; [] when none was asked for or shown. */
+  deployments: DeploymentView[];
 }
 
 /** One platform's image of a multi-platform build: the index's child. */
@@ -92,6 +94,37 @@ export interface GroupImageView {
   digest: string | null;
   failure: string | null;
   page: string;
+}
+
+export interface DeploymentView {
+  id: number;
+  service: string;
+  version: string;
+  state: DeploymentState;
+  trigger: 'merge' | 'manual';
+  environment: string;
+  reason: string | null;
+  /** What the swap did; on failure, the new container's last log lines (prefixed "| "). */
+  log: string[];
+  digest: string;
+  createdAt: string;
+  finishedAt: string | null;
+}
+
+export function toDeploymentView(d: DeploymentRecord): DeploymentView {
+  return {
+    id: d.id,
+    service: d.service,
+    version: d.version,
+    state: d.state,
+    trigger: d.trigger,
+    environment: d.environment,
+    reason: d.reason ?? null,
+    log: d.log,
+    digest: d.digest,
+    createdAt: new Date(d.createdAt).toISOString(),
+    finishedAt: d.finishedAt === undefined ? null : new Date(d.finishedAt).toISOString(),
+  };
 }
 
 export interface BuildViewOptions {
@@ -164,7 +197,7 @@ const toPlatformView = (p: PlatformImage): PlatformView => ({ platform: p.platfo
  * Pure: the same record always gives the same view (no clock), so it is a
  * unit test. `group` is the merge's image builds, when `build` planned them.
  */
-export function toBuildView(build: BuildRecord, options: BuildViewOptions, group?: BuildRecord[]): BuildView {
+export function toBuildView(build: BuildRecord, options: BuildViewOptions, group?: BuildRecord[], deployments: DeploymentRecord[] = []): BuildView {
   const base = options.publicUrl ?? '';
   const started = build.firstStartedAt ?? build.startedAt;
   const repoUrl = build.repoUrl.replace(/\/+$/, '');
@@ -205,5 +238,6 @@ export function toBuildView(build: BuildRecord, options: BuildViewOptions, group
     images: group?.length ? group.map((b) => toGroupImage(b, options)) : null,
     platforms: (build.platforms ?? []).map(toPlatformView),
     artifacts: toArtifactViews(build, options),
+    deployments: deployments.map(toDeploymentView),
   };
 }

@@ -93,6 +93,16 @@ function platformsSection(b: BuildView): SafeHtml {
 </section>`;
 }
 
+function deploymentsSection(b: BuildView): SafeHtml {
+  if (!b.deployments.length) return html``;
+  return html`<section class="deployments" id="deployments">
+<h2>Deploys</h2>
+<ul class="deploy-list">${b.deployments.map(
+    (d) => html`<li data-state="${d.state}"><div><strong>${d.service} ${d.version}</strong> <span class="state ${d.state}">${d.state.replace('_', ' ')}</span> <span class="muted">${d.environment} · ${d.trigger} · ${d.createdAt}</span></div>${d.reason ? html`<div>${d.reason}</div>` : ''}${d.log.length ? html`<pre class="log">${d.log.join('\n')}</pre>` : ''}</li>`,
+  )}</ul>
+</section>`;
+}
+
 function artifactsSection(b: BuildView, o: BuildPageOptions): SafeHtml {
   if (!b.artifacts.length) return html``;
   return html`<section class="artifacts" id="artifacts">
@@ -117,6 +127,7 @@ export function renderBuildBody(b: BuildView, log: string[], o: BuildPageOptions
 </section>
 ${platformsSection(b)}
 ${artifactsSection(b, o)}
+${deploymentsSection(b)}
 ${groupSection(b)}
 ${facts(b)}
 <section class="log-section">

@@ -83,7 +83,10 @@ export function pagesRouter(deps: PagesDeps): Router {
     }
     const lines = completeLines(await deps.logs.read(build.id));
     const group = build.groupId === undefined ? await deps.store.listGroup(build.id) : undefined;
-    sendPage(res, 200, `Build #${build.id}`, renderBuildBody(toBuildView(build, viewOptions(), group), lines), 'build.js');
+    const deployments = await deps.store.listDeployments({ buildId: build.id, limit: 20 });
+    // The curl lines need an absolute URL: without PUBLIC_URL, the address this page was asked at.
+    const view = toBuildView(build, { ...viewOptions(), origin: `${req.protocol}://${req.get('host')}` }, group, deployments);
+    sendPage(res, 200, `Build #${build.id}`, renderBuildBody(view, lines, { tokenForReads: deps.config.apiTokenReads }), 'build.js');
   });
 
   return router;

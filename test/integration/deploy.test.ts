@@ -118,6 +118,13 @@ describe('deploy after push (real engine, real registry)', () => {
     assert.ok(d!.log.includes('| starting v3'), d!.log.join('\n'));
     assert.equal(await until('v2 serving again', async () => ((await get(port)) === 'v2' ? 'v2' : undefined), 20_000), 'v2');
     assert.equal((await engine.getContainer(web).inspect()).HostConfig.RestartPolicy?.Name, 'unless-stopped');
+    // The build's API view and page show the deploy, its state and its log lines.
+    const view = (await (await fetch(`${h.url}/api/builds/${build.id}`)).json()) as { deployments: { state: string; log: string[] }[] };
+    assert.equal(view.deployments[0]?.state, 'failure');
+    assert.ok(view.deployments[0]!.log.includes('| starting v3'));
+    const page = await (await fetch(`${h.url}/builds/${build.id}`)).text();
+    assert.match(page, /<h2>Deploys<\/h2>/);
+    assert.match(page, /\| starting v3/);
   });
 
   it('a deploy entry asking for privileged mode or a host path is refused, naming the field; the build still succeeds', async () => {
