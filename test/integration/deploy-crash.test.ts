@@ -16,6 +16,7 @@ import { dockhookEnv, SECRET, TOKEN } from '../support/harness.js';
 import { freePort } from '../support/ports.js';
 import { startRegistry, type TestRegistry } from '../support/registry-server.js';
 import { ensureSecondEngine, restartSecondEngine } from '../support/second-engine.js';
+import { servedText } from '../support/served-text.js';
 import { until } from '../support/wait.js';
 
 const run = randomUUID().slice(0, 8);
@@ -26,14 +27,7 @@ const service = `svc-${run}`;
 const dockerfile = (version: string) =>
   `FROM busybox:latest\nRUN mkdir -p /www && echo ${version} > /www/index.html && echo ${run}\nCMD ["httpd", "-f", "-p", "80", "-h", "/www"]\n`;
 
-const get = async (port: number) => {
-  try {
-    const res = await fetch(`http://127.0.0.1:${port}/`, { signal: AbortSignal.timeout(2000) });
-    return res.ok ? (await res.text()).trim() : `HTTP ${res.status}`;
-  } catch {
-    return 'unreachable';
-  }
-};
+const get = servedText;
 
 describe('deploys survive a killed dockhook and a restarted engine (real processes, second engine)', () => {
   let github: FakeGitHub;

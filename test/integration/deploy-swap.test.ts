@@ -11,6 +11,7 @@ import { planDeploy, type DeployPlan } from '../../src/deploy/deploy-settings.js
 import { recoverService, swapContainers, type SwapInput } from '../../src/deploy/swap.js';
 import { ensureBusyboxImage } from '../support/base-image.js';
 import { freePort } from '../support/ports.js';
+import { servedText } from '../support/served-text.js';
 import { until } from '../support/wait.js';
 
 const docker = new Docker();
@@ -38,14 +39,7 @@ async function buildVersion(version: string, extra = ''): Promise<void> {
   }
 }
 
-const get = async (port: number, path = '/') => {
-  try {
-    const res = await fetch(`http://127.0.0.1:${port}${path}`, { signal: AbortSignal.timeout(2000) });
-    return res.ok ? (await res.text()).trim() : `HTTP ${res.status}`;
-  } catch {
-    return 'unreachable';
-  }
-};
+const get = servedText;
 
 describe('the health-gated swap (real engine)', () => {
   let port: number;

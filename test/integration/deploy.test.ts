@@ -9,6 +9,7 @@ import type { BuildRecord } from '../../src/store/store.js';
 import type { GitRepo } from '../support/git-repo.js';
 import { startHarness, type Harness } from '../support/harness.js';
 import { freePort } from '../support/ports.js';
+import { servedText } from '../support/served-text.js';
 import { until } from '../support/wait.js';
 
 const engine = new Docker();
@@ -39,14 +40,7 @@ const dockerfile = (version: string, extra = '') =>
     '',
   ].join('\n');
 
-const get = async (port: number, path = '/') => {
-  try {
-    const res = await fetch(`http://127.0.0.1:${port}${path}`, { signal: AbortSignal.timeout(2000) });
-    return res.ok ? (await res.text()).trim() : `HTTP ${res.status}`;
-  } catch {
-    return 'unreachable';
-  }
-};
+const get = servedText;
 
 describe('deploy after push (real engine, real registry)', () => {
   let h: Harness;
