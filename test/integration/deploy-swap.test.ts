@@ -58,11 +58,12 @@ describe('the health-gated swap (real engine)', () => {
     await buildVersion('v1');
     await buildVersion('v2');
     await buildVersion('v3', 'HEALTHCHECK --interval=1s --timeout=1s --retries=2 CMD false');
+    await buildVersion('v4', 'VOLUME /anon');
   });
   after(async () => {
     for (const c of await docker.listContainers({ all: true, filters: { label: [`${LABELS.service}=${service}`] } })) await docker.getContainer(c.Id).remove({ force: true });
     await docker.getVolume(volume).remove().catch(() => undefined);
-    for (const v of ['v1', 'v2', 'v3']) await docker.getImage(image(v)).remove({ force: true }).catch(() => undefined);
+    for (const v of ['v1', 'v2', 'v3', 'v4']) await docker.getImage(image(v)).remove({ force: true }).catch(() => undefined);
   });
 
   it('v1 deploys and serves; v2 replaces it, and reads what v1 wrote to the named volume', async () => {
@@ -123,6 +124,18 @@ describe('the health-gated swap (real engine)', () => {
     assert.deepEqual(await recoverService(docker, service), []);
     assert.deepEqual(await running(), []);
     await docker.getContainer(service).start();
+  });
+
+  it("carries the old container's anonymous volumes over to the new one", async () => {
+    assert.equal((await swap('v4')).outcome, 'success');
+    const exec = await docker.getContainer(service).exec({ Cmd: ['sh', '-c', 'echo kept > /anon/file'], AttachStdout: true, AttachStderr: true });
+    await new Promise<void>((resolve, reject) => exec.start({}, (err, stream) => (err ? reject(err) : stream!.on('end', resolve).resume())));
+    const anon = (await docker.getContainer(service).inspect()).Mounts.find((m) => m.Destination === '/anon')!;
+    assert.equal((await swap('v4', { sha: `v4b${'0'.repeat(40)}`.slice(0, 40) })).outcome, 'success');
+    const mounts = (await docker.getContainer(service).inspect()).Mounts;
+    assert.equal(mounts.find((m) => m.Destination === '/anon')?.Name, anon.Name, 'the same anonymous volume');
+    assert.equal(mounts.find((m) => m.Destination === '/data')?.Name, volume, 'and the named one');
+    await swap('v1');
   });
 
   it('logTail returns the last lines of both streams', async () => {
