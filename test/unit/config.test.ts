@@ -40,6 +40,16 @@ describe('loadConfig', () => {
     assert.throws(() => loadConfig({ ...base, REGISTRY_USERNAME: 'u' }), /REGISTRY_USERNAME and REGISTRY_PASSWORD \(or REGISTRY_PASSWORD_FILE\) must be set together/);
   });
 
+  it('reads the deploy and artifact settings, refusing what cannot work, naming the variable', () => {
+    const d = loadConfig(base);
+    assert.deepEqual([d.deployImages, d.deployAllowBinds, d.deployEnvironment, d.artifactMaxBytes], [[], [], 'production', 1024 ** 3]);
+    const c = loadConfig({ ...base, DEPLOY_IMAGES: 'api, web', DEPLOY_ALLOW_BINDS: '/srv/shared,/data', DEPLOY_DOCKER_HOST: 'tcp://deploy-host:2375', DEPLOY_ENVIRONMENT: 'staging', ARTIFACT_MAX_BYTES: '1048576' });
+    assert.deepEqual([c.deployImages, c.deployAllowBinds, c.deployDockerHost, c.deployEnvironment, c.artifactMaxBytes], [['api', 'web'], ['/srv/shared', '/data'], 'tcp://deploy-host:2375', 'staging', 1048576]);
+    assert.throws(() => loadConfig({ ...base, DEPLOY_ALLOW_BINDS: 'srv/shared' }), /DEPLOY_ALLOW_BINDS must be a comma-separated list of absolute host paths/);
+    assert.throws(() => loadConfig({ ...base, DEPLOY_DOCKER_HOST: 'ssh://me@host' }), /DEPLOY_DOCKER_HOST must be unix:\/\/\/path\/to\/docker.sock or tcp:\/\/host:2375/);
+    assert.throws(() => loadConfig({ ...base, ARTIFACT_MAX_BYTES: '0' }), /ARTIFACT_MAX_BYTES must be greater than 0/);
+  });
+
   it('DATABASE_URL selects PostgreSQL; without it ROLE=all with SQLite, and a split role is refused', () => {
     const embedded = loadConfig(base);
     assert.equal(embedded.databaseUrl, undefined);

@@ -80,3 +80,12 @@ describe('planDeploy: what a repository may ask of the host', () => {
     assert.deepEqual(spec!.deploy, { privileged: true });
   });
 });
+
+describe('pullParams: what POST /images/create takes', () => {
+  it('puts a digest or a tag in tag, and keeps the registry port', async () => {
+    const { pullParams } = await import('../../src/engine/pull-image.js');
+    assert.deepEqual(pullParams(`127.0.0.1:5000/team/api@sha256:${'a'.repeat(64)}`), { fromImage: '127.0.0.1:5000/team/api', tag: `sha256:${'a'.repeat(64)}` });
+    assert.deepEqual(pullParams('127.0.0.1:5000/api:1.4.2'), { fromImage: '127.0.0.1:5000/api', tag: '1.4.2' });
+    assert.deepEqual(pullParams('127.0.0.1:5000/api'), { fromImage: '127.0.0.1:5000/api', tag: 'latest' });
+  });
+});
