@@ -69,9 +69,9 @@ describe('dockhook --help', () => {
   });
 
   it('refuses an unknown command or option with exit code 2', async () => {
-    const unknown = await dockhook(['deploy']);
+    const unknown = await dockhook(['undeploy']);
     assert.equal(unknown.code, 2);
-    assert.match(unknown.stderr, /unknown command "deploy"/);
+    assert.match(unknown.stderr, /unknown command "undeploy"/);
     const badOption = await dockhook(['doctor', '--verbose']);
     assert.equal(badOption.code, 2);
     assert.match(badOption.stderr, /Unknown option '--verbose'/);
