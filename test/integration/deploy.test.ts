@@ -1,11 +1,15 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import Docker from 'dockerode';
 import { LABELS } from '../../src/deploy/containers.js';
 import type { BuildRecord } from '../../src/store/store.js';
+import { mergedPullRequestPayload } from '../support/deliveries.js';
 import type { GitRepo } from '../support/git-repo.js';
 import { startHarness, type Harness } from '../support/harness.js';
 import { freePort } from '../support/ports.js';
@@ -50,15 +54,22 @@ describe('deploy after push (real engine, real registry)', () => {
   const info = (version: string, deploy: Record<string, unknown>) => JSON.stringify({ service_name: web, version, deploy });
   const deploySettings = () => ({ ports: [`127.0.0.1:${port}:80`], volumes: [`${volume}:/data`], env: { MODE: 'from-repo' }, wait_seconds: 2 });
 
+  let envDir: string;
+  const HOST_SECRET = 'host-only-secret-9d8c';
+
   before(async () => {
     port = await freePort();
-    h = await startHarness({ env: { DEPLOY_IMAGES: web, PUBLIC_URL: 'https://dockhook.example.com', API_TOKEN } });
+    // The deploy's secret lives on the host, never in the repository.
+    envDir = await mkdtemp(join(tmpdir(), 'dockhook-deploy-env-'));
+    await writeFile(join(envDir, `${web}.env`), `API_KEY=${HOST_SECRET}\nMODE=from-host\n`);
+    h = await startHarness({ env: { DEPLOY_IMAGES: web, DEPLOY_ENV_DIR: envDir, PUBLIC_URL: 'https://dockhook.example.com', API_TOKEN, BUILD_BRANCHES: 'main,feature' } });
     repo = await h.createRepo(OWNER, 'web', { 'dockerInfo.json': info('1.0.0', deploySettings()), Dockerfile: dockerfile('v1') });
   });
   after(async () => {
     await h?.close();
     for (const c of await engine.listContainers({ all: true, filters: { label: [`${LABELS.service}=${web}`] } })) await engine.getContainer(c.Id).remove({ force: true });
     await engine.getVolume(volume).remove().catch(() => undefined);
+    await rm(envDir, { recursive: true, force: true });
   });
 
   async function mergeHead(): Promise<BuildRecord> {
@@ -78,7 +89,11 @@ describe('deploy after push (real engine, real registry)', () => {
     assert.equal(await get(port), 'v1');
     const c = await engine.getContainer(web).inspect();
     assert.equal(c.Config.Image, `${h.registry.host}/${web}@${d!.digest}`);
-    assert.ok(c.Config.Env.includes('MODE=from-repo'));
+    // DEPLOY_ENV_DIR/<service>.env is laid over the repository's env, and never logged.
+    assert.ok(c.Config.Env.includes(`API_KEY=${HOST_SECRET}`), c.Config.Env.join(' '));
+    assert.ok(c.Config.Env.includes('MODE=from-host'));
+    assert.doesNotMatch(await h.service.logs.read(build.id), new RegExp(HOST_SECRET));
+    assert.ok(!d!.log.join('\n').includes(HOST_SECRET));
     // GitHub's Deployments API: a deployment for the merge SHA, in_progress then success, log_url the build page.
     const [gh] = h.github.deploymentsFor(OWNER, 'web');
     assert.equal(gh?.sha, build.sha);
@@ -157,6 +172,17 @@ describe('deploy after push (real engine, real registry)', () => {
     const failed = await cli(['deploy', web, '9.9.9'], { DOCKHOOK_URL: h.url, API_TOKEN });
     assert.equal(failed.code, 1);
     assert.match(failed.stderr, /404 no successful build pushed/);
+  });
+
+  it('a merge into another branch than the deploy branch builds and does not deploy', async () => {
+    await repo.commit({ 'dockerInfo.json': info('5.0.0', deploySettings()), Dockerfile: dockerfile('v5') }, 'v5 on a feature branch');
+    const answer = await h.deliver(mergedPullRequestPayload({ owner: OWNER, repo: 'web', sha: repo.head(), branch: 'feature', defaultBranch: 'main', number: ++pr }));
+    assert.equal(answer.status, 202, JSON.stringify(answer.body));
+    const build = await h.waitForBuild(answer.body.build as number, 180_000);
+    assert.equal(build.state, 'succeeded', build.failure);
+    assert.match(await h.service.logs.read(build.id), /deploy: not for feature \(deploys follow main\)/);
+    assert.equal((await h.service.store.listDeployments({ buildId: build.id, limit: 5 })).length, 0);
+    assert.equal(await get(port), 'v2');
   });
 
   it('an image the operator did not list in DEPLOY_IMAGES is not deployed, with the note saying why', async () => {
