@@ -589,6 +589,27 @@ export function storeContract(name: string, open: () => Promise<OpenedStore>): v
         assert.deepEqual((await store.list({ limit: 10 })).find((x) => x.id === b.id)!.artifacts, expected);
       });
 
+      test('platforms and artifacts belong to their build and survive reopening the database', async (store, { reopen }, t) => {
+        if (!reopen) return t.skip('no reopen');
+        const b = await queued(store, request());
+        const other = await queued(store, request());
+        const platform = { platform: 'linux/arm64', digest: `sha256:${'a'.repeat(64)}`, tag: '_platform-abc1234-linux-arm64' };
+        const artifact = {
+          name: 'dist', path: '/app/dist', repository: 'app', tag: '_artifact-abc1234-dist',
+          digest: `sha256:${'b'.repeat(64)}`, layerDigest: `sha256:${'c'.repeat(64)}`, size: 7,
+        };
+        await store.recordPlatform(b.id, platform);
+        await store.recordArtifact(b.id, artifact);
+        await store.close();
+        const again = await reopen();
+        const kept = (await again.get(b.id))!;
+        assert.deepEqual([kept.platforms, kept.artifacts], [[platform], [artifact]]);
+        assert.equal('platform' in kept.artifacts[0]!, false, 'an artifact without a platform reads back without the key');
+        assert.deepEqual([kept.pushed, kept.notes], [[], []], 'the other lists are untouched');
+        const untouched = (await again.list({ limit: 10 })).find((x) => x.id === other.id)!;
+        assert.deepEqual([untouched.platforms, untouched.artifacts], [[], []]);
+      });
+
       test('setImage records the image and version, and the fingerprint when given', async (store) => {
         const b = await queued(store, request());
         await store.setImage(b.id, 'registry.test/acme/app', '1.2.3');
@@ -1036,6 +1057,7 @@ export function storeContract(name: string, open: () => Promise<OpenedStore>): v
         for (const b of [older!, newer!]) {
           assert.deepEqual(b.needs, []);
           assert.equal(b.force, false);
+          assert.deepEqual([b.platforms, b.artifacts], [[], []]);
           for (const field of ['groupId', 'service', 'fingerprint', 'images'] as const) assert.equal(b[field], undefined, `${field} of a migrated build`);
         }
         assert.deepEqual([older!.state, older!.image, older!.pushed.length], ['succeeded', 'app', 1]);
