@@ -1,5 +1,6 @@
 import { access, readFile, readdir } from 'node:fs/promises';
 import type Docker from 'dockerode';
+import { isValidPlatform } from '../registry/image-index.js';
 
 /**
  * Which platforms (OCI strings: linux/amd64, linux/arm64, linux/arm/v7) the
@@ -79,12 +80,21 @@ export function nativePlatform(osType: string | undefined, architecture: string 
 
 /** Pure: one platform in its canonical spelling (linux/arm64/v8 → linux/arm64, linux/arm → linux/arm/v7, linux/x86_64 → linux/amd64). */
 export function normalizePlatform(platform: string): string {
-  const [os = '', arch = '', variant] = platform.trim().toLowerCase().split('/');
+  const parts = platform.trim().toLowerCase().split('/');
+  // More than os/arch/variant is no platform: kept whole, so that validation refuses it rather than a part of it passing.
+  if (parts.length > 3) return parts.join('/');
+  const [os = '', arch = '', variant] = parts;
   const known = ARCHITECTURES[arch];
   if (known === 'arm64' && (variant === undefined || variant === 'v8')) return `${os}/arm64`;
   if (known?.startsWith('arm/') && arch === 'arm' && variant) return `${os}/arm/${variant}`;
   if (known) return `${os}/${known}`;
   return [os, arch, variant].filter(Boolean).join('/');
+}
+
+/** Pure: the canonical spelling of what a person wrote (dockerInfo.json, ?platform=), or undefined when it is no os/arch[/variant]. */
+export function canonicalPlatform(platform: string): string | undefined {
+  const normal = normalizePlatform(platform);
+  return isValidPlatform(normal) ? normal : undefined;
 }
 
 /** Pure: the text of one /proc/sys/fs/binfmt_misc entry file. */

@@ -1,13 +1,12 @@
 import { pipeline } from 'node:stream';
 import { Router, type Request, type Response } from 'express';
 import type { Config } from '../config.js';
-import { normalizePlatform } from '../engine/platforms.js';
+import { canonicalPlatform } from '../engine/platforms.js';
 import { AppError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { readArtifact } from '../registry/artifact.js';
 import type { RegistryClient } from '../registry/client.js';
 import { RegistryError } from '../registry/errors.js';
-import { isValidPlatform } from '../registry/image-index.js';
 import type { ArtifactRecord, BuildRecord, Store } from '../store/store.js';
 import { requireApiToken } from './api-auth.js';
 import { findBuild } from './api-builds.js';
@@ -39,10 +38,8 @@ function onlyQuery(req: Request, allowed: string[]): Record<string, unknown> {
 function platformParam(value: unknown): string | undefined {
   if (value === undefined) return undefined;
   if (typeof value !== 'string') throw new AppError(400, 'platform may be given once', { hint: 'e.g. ?platform=linux/arm64' });
-  // Counted first: normalizePlatform keeps only the first three segments of what it is given.
-  const segments = value.split('/').length;
-  const normal = normalizePlatform(value);
-  if (segments < 2 || segments > 3 || !isValidPlatform(normal)) {
+  const normal = canonicalPlatform(value);
+  if (normal === undefined) {
     throw new AppError(400, `invalid platform ${JSON.stringify(value)}: expected os/architecture[/variant]`, { hint: 'e.g. ?platform=linux/amd64, linux/arm64 or linux/arm/v7' });
   }
   return normal;

@@ -1,8 +1,7 @@
 import { posix } from 'node:path';
 import { z } from 'zod';
 import { isValidRepositoryName, isValidTag } from '../docker-reference.js';
-import { normalizePlatform } from '../engine/platforms.js';
-import { isValidPlatform } from '../registry/image-index.js';
+import { canonicalPlatform } from '../engine/platforms.js';
 
 /**
  * What to build, as plain data. Produced from dockerInfo.json (describing) and
@@ -61,8 +60,8 @@ const MAX_PLATFORMS = 8;
 const platform = z
   .string({ error: 'must be a string such as "linux/arm64"' })
   .transform((value, ctx) => {
-    const normal = normalizePlatform(value);
-    if (!isValidPlatform(normal)) {
+    const normal = canonicalPlatform(value);
+    if (normal === undefined) {
       ctx.addIssue({ code: 'custom', message: `${JSON.stringify(value)} is not a platform: write os/architecture[/variant], e.g. linux/amd64, linux/arm64 or linux/arm/v7` });
       return z.NEVER;
     }

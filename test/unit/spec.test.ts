@@ -161,6 +161,7 @@ describe('platforms and artifacts in dockerInfo.json', () => {
   });
 
   it('refuses a bad, empty or duplicated platform list, naming the field', () => {
+    refuses({ platforms: ['linux/arm64/v8/extra'] }, /platforms\.0 "linux\/arm64\/v8\/extra" is not a platform/);
     refuses({ platforms: ['arm64'] }, /platforms\.0 "arm64" is not a platform: write os\/architecture/);
     refuses({ platforms: [] }, /platforms must list at least one platform/);
     refuses({ platforms: 'linux/amd64' }, /platforms must be an array/);
