@@ -3,6 +3,7 @@ import { parseArgs } from 'node:util';
 import { isValidRepositoryName } from '../docker-reference.js';
 import { loadEnv } from '../env.js';
 import { createScrubber } from '../secrets.js';
+import { postToDockhook, reportUnexpected } from './post-to-dockhook.js';
 import { UsageError } from './usage-error.js';
 
 export const usage = `Usage: dockhook build <owner/repo> <ref> [--force] [--image <name>]... [--url <url>]
@@ -107,46 +108,22 @@ export async function run(args: string[]): Promise<number> {
   const body: Record<string, unknown> = { repo: a.repo, ref: a.ref };
   if (a.force) body.force = true;
   if (a.images) body.images = a.images;
-  const endpoint = `${base}/api/builds`;
+  const request = { command: 'build', base, path: '/api/builds', token, body, timeoutMs: TIMEOUT_MS, err };
+  const answer = await postToDockhook(request);
+  if (!answer) return 1;
+  const { status, json } = answer;
 
-  let res: Response;
-  try {
-    res = await fetch(endpoint, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', accept: 'application/json', 'user-agent': 'dockhook-cli' },
-      body: JSON.stringify(body),
-      signal: AbortSignal.timeout(TIMEOUT_MS),
-    });
-  } catch (e) {
-    const cause = (e as { cause?: { code?: string; message?: string } }).cause;
-    const why = (e as Error).name === 'TimeoutError' ? `no answer within ${TIMEOUT_MS / 1000} s` : (cause?.code ?? cause?.message ?? (e as Error).message);
-    err(`dockhook build: cannot reach dockhook at ${base} (${why}) → is it running there? Set DOCKHOOK_URL or --url to its address\n`);
-    return 1;
-  }
-
-  const text = await res.text();
-  let json: Record<string, unknown> | undefined;
-  try {
-    const parsed: unknown = JSON.parse(text);
-    if (typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed)) json = parsed as Record<string, unknown>;
-  } catch {
-    // not JSON: a proxy's page, or not dockhook at all
-  }
-
-  if (res.status === 202 && typeof json?.build === 'number' && typeof json.sha === 'string') {
+  if (status === 202 && typeof json?.build === 'number' && typeof json.sha === 'string') {
     out(`queued build #${json.build} of ${a.repo}@${json.sha.slice(0, 7)}\n  ${base}/builds/${json.build}\n`);
     return 0;
   }
-  if (res.status === 200 && typeof json?.duplicate === 'number') {
+  if (status === 200 && typeof json?.duplicate === 'number') {
     const sha = typeof json.sha === 'string' ? `@${json.sha.slice(0, 7)}` : '';
     out(`${a.repo}${sha} already has build #${json.duplicate}: ${base}/builds/${json.duplicate}\n`);
     if (!a.force) out('  run again with --force to build it anyway\n');
     return 0;
   }
 
-  const message = typeof json?.error === 'string' ? json.error : text.trim() ? text.trim().slice(0, 300) : res.statusText;
-  const hint = typeof json?.hint === 'string' ? json.hint : res.status === 401 ? 'API_TOKEN must be the value dockhook runs with' : undefined;
-  const what = res.ok ? `unexpected answer from POST ${endpoint}: ` : '';
-  err(`dockhook build: ${what}${res.status} ${message}\n${hint ? `  hint: ${hint}\n` : ''}`);
+  reportUnexpected(request, answer);
   return 1;
 }

@@ -3,6 +3,7 @@ import { isValidRepositoryName, isValidTag } from '../docker-reference.js';
 import { loadEnv } from '../env.js';
 import { createScrubber } from '../secrets.js';
 import { apiToken, serviceUrl } from './build.js';
+import { postToDockhook, reportUnexpected } from './post-to-dockhook.js';
 import { UsageError } from './usage-error.js';
 
 export const usage = `Usage: dockhook deploy <service> <version> [--url <url>]
@@ -40,28 +41,11 @@ export async function run(args: string[]): Promise<number> {
   const out = (text: string) => process.stdout.write(scrub(text));
   const err = (text: string) => process.stderr.write(scrub(text));
 
-  let res: Response;
-  try {
-    res = await fetch(`${base}/api/deployments`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', accept: 'application/json', 'user-agent': 'dockhook-cli' },
-      body: JSON.stringify({ service, version }),
-      signal: AbortSignal.timeout(TIMEOUT_MS),
-    });
-  } catch (e) {
-    const cause = (e as { cause?: { code?: string; message?: string } }).cause;
-    const why = (e as Error).name === 'TimeoutError' ? `no answer within ${TIMEOUT_MS / 60_000} min` : (cause?.code ?? cause?.message ?? (e as Error).message);
-    err(`dockhook deploy: cannot reach dockhook at ${base} (${why}) → is it running there? Set DOCKHOOK_URL or --url to its address\n`);
-    return 1;
-  }
-  const text = await res.text();
-  let json: Record<string, unknown> | undefined;
-  try {
-    json = JSON.parse(text) as Record<string, unknown>;
-  } catch {
-    // not JSON
-  }
-  if (res.status === 201 && json && typeof json.state === 'string') {
+  const request = { command: 'deploy', base, path: '/api/deployments', token, body: { service, version }, timeoutMs: TIMEOUT_MS, err };
+  const answer = await postToDockhook(request);
+  if (!answer) return 1;
+  const { json } = answer;
+  if (answer.status === 201 && json && typeof json.state === 'string') {
     const log = Array.isArray(json.log) ? (json.log as string[]) : [];
     if (json.state === 'success') {
       out(`deployed ${service} ${version} (deployment #${String(json.id)})\n`);
@@ -70,8 +54,6 @@ export async function run(args: string[]): Promise<number> {
     err(`dockhook deploy: ${service} ${version} failed: ${String(json.reason ?? json.state)}\n${log.map((l) => `  ${l}\n`).join('')}`);
     return 1;
   }
-  const message = typeof json?.error === 'string' ? json.error : text.slice(0, 300);
-  const hint = typeof json?.hint === 'string' ? ` → ${json.hint}` : '';
-  err(`dockhook deploy: ${res.status} ${message}${hint}\n`);
+  reportUnexpected(request, answer);
   return 1;
 }
