@@ -1,7 +1,6 @@
-import { AppError } from '../errors.js';
+import { AppError, BuildError } from '../errors.js';
 import type { GitHubClient } from '../github.js';
-import { readRepoFile } from '../pipeline/source.js';
-import { readDockerInfo, SpecError } from '../spec/docker-info.js';
+import { readSpec } from '../pipeline/read-spec.js';
 import type { DeploymentRecord } from '../store/store.js';
 import { deployImage, type DeployDeps } from './run-deploy.js';
 
@@ -15,12 +14,11 @@ import { deployImage, type DeployDeps } from './run-deploy.js';
 export async function deployVersion(deps: DeployDeps & { octokit: GitHubClient }, service: string, version: string): Promise<DeploymentRecord> {
   const build = await deps.store.buildOfVersion(service, version);
   if (!build) throw new AppError(404, `no successful build pushed ${service}:${version}`, { hint: `GET /api/images/${service} lists the versions in the registry` });
-  const text = await readRepoFile(deps.octokit, { owner: build.owner, repo: build.repo }, 'dockerInfo.json', build.sha);
   let settings: unknown;
   try {
-    settings = text === undefined ? undefined : readDockerInfo(text).images.find((i) => i.serviceName === service)?.deploy;
+    settings = (await readSpec(deps, build)).images.find((i) => i.serviceName === service)?.deploy;
   } catch (err) {
-    if (err instanceof SpecError) throw new AppError(409, `dockerInfo.json at ${build.sha.slice(0, 7)} cannot be read: ${err.message}`);
+    if (err instanceof BuildError) throw new AppError(409, `cannot read the deploy settings of ${service} ${version}: ${err.message}`);
     throw err;
   }
   if (settings === undefined) throw new AppError(409, `dockerInfo.json at ${build.sha.slice(0, 7)} has no "deploy" entry for ${service}: that version was never meant to run here`);

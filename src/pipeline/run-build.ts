@@ -1,31 +1,16 @@
 import { BuildError } from '../errors.js';
 import type { BuildLogWriter } from '../logs/build-logs.js';
 import type { BuildRecord } from '../store/store.js';
-import { buildOrder, readDockerInfo, SpecError, type DockerInfo, type ImageSpec } from '../spec/docker-info.js';
+import { buildOrder, type DockerInfo, type ImageSpec } from '../spec/docker-info.js';
 import type { RunResult } from '../worker/worker.js';
 import { buildAndPush } from './build-image.js';
 import { fingerprintImages, selectImages } from './image-fingerprints.js';
 import { short, type PipelineDeps } from './pipeline-deps.js';
 import { reuseUnchanged } from './reuse-unchanged.js';
 import { deployImage } from '../deploy/run-deploy.js';
-import { assertRepoReadable, readRepoFile } from './source.js';
+import { readSpec } from './read-spec.js';
 
 export type { PipelineDeps, PipelineSettings } from './pipeline-deps.js';
-
-async function readSpec(deps: PipelineDeps, build: BuildRecord): Promise<DockerInfo> {
-  const where = { owner: build.owner, repo: build.repo };
-  const text = await readRepoFile(deps.octokit, where, 'dockerInfo.json', build.sha);
-  if (text === undefined) {
-    await assertRepoReadable(deps.octokit, where);
-    throw new BuildError(`dockerInfo.json not found at the root of ${build.owner}/${build.repo}@${short(build.sha)}; add {"service_name": "...", "version": "..."}`);
-  }
-  try {
-    return readDockerInfo(text);
-  } catch (err) {
-    if (err instanceof SpecError) throw new BuildError(err.message);
-    throw err;
-  }
-}
 
 /**
  * One build, from commit to pushed digests. A merge's own build (the head)
