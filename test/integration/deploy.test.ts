@@ -185,6 +185,16 @@ describe('deploy after push (real engine, real registry)', () => {
     assert.equal(await get(port), 'v2');
   });
 
+  it('a forced manual build of the default branch deploys under the same rules', async () => {
+    const res = await fetch(`${h.url}/api/builds`, { method: 'POST', headers: { authorization: `Bearer ${API_TOKEN}`, 'content-type': 'application/json' }, body: JSON.stringify({ repo: `${OWNER}/web`, ref: 'main', force: true }) });
+    assert.equal(res.status, 202, await res.clone().text());
+    const build = await h.waitForBuild(((await res.json()) as { build: number }).build, 180_000);
+    assert.equal(build.state, 'succeeded', build.failure);
+    const [d] = await h.service.store.listDeployments({ buildId: build.id, limit: 1 });
+    assert.deepEqual([d?.state, d?.trigger, d?.version], ['success', 'manual', '5.0.0']);
+    assert.equal(await get(port), 'v5');
+  });
+
   it('an image the operator did not list in DEPLOY_IMAGES is not deployed, with the note saying why', async () => {
     const other = `other-${run}`;
     const r = await h.createRepo(OWNER, 'other', { 'dockerInfo.json': JSON.stringify({ service_name: other, version: '1.0.0', deploy: { ports: ['127.0.0.1:1:80'] } }), Dockerfile: dockerfile('o1') });
