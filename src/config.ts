@@ -1,3 +1,4 @@
+import { createPrivateKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
@@ -18,7 +19,13 @@ const boolish = z.enum(['true', 'false', '1', '0', 'yes', 'no']).transform((v) =
 
 const schema = z.object({
   WEBHOOK_SECRET: z.string().min(1),
-  GITHUB_TOKEN: z.string().min(1),
+  // One of the two modes: a token (the default), or a GitHub App (APP_ID + PRIVATE_KEY, Probot's names).
+  GITHUB_TOKEN: z.string().min(1).optional(),
+  APP_ID: z.string().regex(/^[0-9]+$/, "APP_ID must be the App's numeric ID (its settings page shows it as App ID)").optional(),
+  PRIVATE_KEY: z.string().optional(),
+  PR_COMMENT: boolish.default(false),
+  TRIGGER_PUSH: boolish.default(false),
+  RECOVER_DELIVERIES_MINUTES: z.coerce.number({ error: 'RECOVER_DELIVERIES_MINUTES must be a number' }).min(0, 'RECOVER_DELIVERIES_MINUTES must be 0 (off) or more').default(10),
   GITHUB_API_URL: z.url().default('https://api.github.com'),
   REGISTRY: registryHost,
   REGISTRY_USERNAME: z.string().optional(),
@@ -58,6 +65,7 @@ const schema = z.object({
   // Read from a file instead (Docker's secrets convention); compose makes REGISTRY_PASSWORD_FILE itself.
   WEBHOOK_SECRET_FILE: z.string().optional(),
   GITHUB_TOKEN_FILE: z.string().optional(),
+  PRIVATE_KEY_FILE: z.string().optional(),
   REGISTRY_PASSWORD_FILE: z.string().optional(),
   API_TOKEN_FILE: z.string().optional(),
   // The Docker CLI's own: its config.json holds logins for the registries base images come from.
@@ -74,11 +82,12 @@ const schema = z.object({
 });
 
 /** The secrets that may come from a file named by NAME_FILE. */
-const SECRETS_FROM_FILES = ['WEBHOOK_SECRET', 'GITHUB_TOKEN', 'REGISTRY_PASSWORD', 'API_TOKEN', 'DATABASE_URL'] as const;
+const SECRETS_FROM_FILES = ['WEBHOOK_SECRET', 'GITHUB_TOKEN', 'PRIVATE_KEY', 'REGISTRY_PASSWORD', 'API_TOKEN', 'DATABASE_URL'] as const;
 
 export interface Config {
   webhookSecret: string;
-  githubToken: string;
+  /** How dockhook authenticates to GitHub: a token (GITHUB_TOKEN), or as a GitHub App (APP_ID + PRIVATE_KEY). */
+  github: GitHubAuthConfig;
   githubApiUrl: string;
   registry: string;
   /** Where dockhook itself reaches the registry's HTTP API (default http://REGISTRY, https for non-local hosts). */
@@ -111,6 +120,12 @@ export interface Config {
   deployEnvironment: string;
   /** The largest artifact (the tar of one path, before gzip) a build may copy out, in bytes. */
   artifactMaxBytes: number;
+  /** PR_COMMENT: one comment per pull request, updated with each build's images. */
+  prComment: boolean;
+  /** TRIGGER_PUSH: build pushes to build branches, not only merged pull requests. */
+  triggerPush: boolean;
+  /** How often failed deliveries are looked for and redelivered; 0 = never. */
+  recoverDeliveriesMinutes: number;
   ngrokApiUrl?: string;
   webhookRepos: string[];
   /** $DOCKER_CONFIG/config.json (default ~/.docker/config.json): pull credentials for other registries. */
@@ -123,6 +138,8 @@ export interface Config {
   /** This process's name on the builds it claims (default host name and pid). */
   workerName?: string;
 }
+
+export type GitHubAuthConfig = { mode: 'token'; token: string } | { mode: 'app'; appId: number; privateKey: string };
 
 export class ConfigError extends Error {
   constructor(message: string) {
@@ -202,10 +219,14 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       `invalid configuration:\n  ROLE=${e.ROLE} needs DATABASE_URL: receivers and workers on different processes share their builds through PostgreSQL (SQLite serves ROLE=all only)`,
     );
   }
+  const github = githubAuth(e);
   const scheme = isLocalHost(e.REGISTRY) ? 'http' : 'https';
   return {
     webhookSecret: e.WEBHOOK_SECRET,
-    githubToken: e.GITHUB_TOKEN,
+    github,
+    prComment: e.PR_COMMENT,
+    triggerPush: e.TRIGGER_PUSH,
+    recoverDeliveriesMinutes: e.RECOVER_DELIVERIES_MINUTES,
     githubApiUrl: e.GITHUB_API_URL.replace(/\/+$/, ''),
     registry: e.REGISTRY,
     registryUrl: (e.REGISTRY_URL ?? `${scheme}://${e.REGISTRY}`).replace(/\/+$/, ''),
@@ -243,4 +264,46 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     leaseSeconds: e.LEASE_SECONDS,
     workerName: e.WORKER_NAME,
   };
+}
+
+type Parsed = z.infer<typeof schema>;
+
+/** Token or App: exactly one of them, with a key that parses, named by the variables the user set. */
+function githubAuth(e: Parsed): GitHubAuthConfig {
+  const fail = (line: string) => {
+    throw new ConfigError(`invalid configuration:\n  ${line}`);
+  };
+  const app = e.APP_ID !== undefined || e.PRIVATE_KEY !== undefined;
+  if (e.GITHUB_TOKEN !== undefined && app) {
+    fail(`GITHUB_TOKEN and ${e.APP_ID !== undefined ? 'APP_ID' : 'PRIVATE_KEY'} are both set: use a token (GITHUB_TOKEN) or a GitHub App (APP_ID + PRIVATE_KEY), not both`);
+  }
+  if (!app) {
+    if (e.GITHUB_TOKEN === undefined) fail('GITHUB_TOKEN is required but missing or empty (or name a file holding it in GITHUB_TOKEN_FILE); for a GitHub App set APP_ID and PRIVATE_KEY instead');
+    return { mode: 'token', token: e.GITHUB_TOKEN! };
+  }
+  if (e.APP_ID === undefined) fail("APP_ID is required with PRIVATE_KEY: the App's numeric ID, on its settings page");
+  if (e.PRIVATE_KEY === undefined) fail("PRIVATE_KEY (or PRIVATE_KEY_FILE) is required with APP_ID: the App's private key, generated on its settings page");
+  if (e.WEBHOOK_REPOS !== undefined) {
+    fail("WEBHOOK_REPOS cannot be used with a GitHub App: the App's own webhook delivers every installed repository's events; unset WEBHOOK_REPOS and set the App's webhook URL instead");
+  }
+  return { mode: 'app', appId: Number(e.APP_ID), privateKey: decodePrivateKey(e.PRIVATE_KEY!, fail) };
+}
+
+/** A PEM, a PEM on one line with \n escapes (how .env files and CI secrets carry it), or the PEM in base64. */
+export function decodePrivateKey(text: string, fail: (line: string) => never): string {
+  let pem = text.trim();
+  if (!pem.startsWith('-----BEGIN')) {
+    const decoded = Buffer.from(pem, 'base64').toString('utf8').trim();
+    if (decoded.startsWith('-----BEGIN')) pem = decoded;
+  }
+  pem = pem.replace(/\\n/g, '\n');
+  if (!pem.startsWith('-----BEGIN')) fail("PRIVATE_KEY is not a PEM private key: give the .pem file GitHub generated (PRIVATE_KEY_FILE=path), its text, or its base64");
+  try {
+    const key = createPrivateKey(pem);
+    if (key.asymmetricKeyType !== 'rsa') fail(`PRIVATE_KEY is a ${key.asymmetricKeyType} key; GitHub Apps sign with RSA keys: generate one on the App's settings page`);
+  } catch (err) {
+    if (err instanceof ConfigError) throw err;
+    fail("PRIVATE_KEY cannot be read as a private key (is it cut short?): generate a new one on the App's settings page if in doubt");
+  }
+  return `${pem}\n`;
 }

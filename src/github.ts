@@ -26,7 +26,11 @@ const writes = new Bottleneck.Group({
 export type GitHubClient = InstanceType<typeof GitHub>;
 
 export interface GitHubClientOptions {
-  token: string;
+  /** A token (GITHUB_TOKEN). */
+  token?: string;
+  /** Instead of a token: an Octokit auth strategy and its options (an App's, an installation's). */
+  authStrategy?: unknown;
+  auth?: unknown;
   baseUrl: string;
   log: Logger;
   /** How many times a rate-limited request waits and tries again before it fails the build. */
@@ -41,7 +45,8 @@ export function createGitHubClient(options: GitHubClientOptions): GitHubClient {
   const log = options.log.child({ component: 'github' });
   const maxRateLimitRetries = options.rateLimitRetries ?? 2;
   return new GitHub({
-    auth: options.token,
+    auth: options.authStrategy ? options.auth : options.token,
+    ...(options.authStrategy ? { authStrategy: options.authStrategy } : {}),
     baseUrl: options.baseUrl,
     userAgent: 'dockhook',
     log: {

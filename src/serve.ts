@@ -29,7 +29,7 @@ export async function serve(): Promise<void> {
   }
   // In the background: /healthz must answer while the ngrok agent is still connecting. Never rejects.
   // Workers receive no webhooks, so they neither create hooks nor ask ngrok.
-  if (config.role !== 'worker') void setUpWebhooks(config, service.octokit, log);
+  if (config.role !== 'worker') void setUpWebhooks(config, service.github, log);
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals) => {
     signals += 1;

@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import Docker from 'dockerode';
 import type { Config } from './config.js';
-import { createGitHubClient, type GitHubClient } from './github.js';
+import { createGitHubAccess, type GitHubAccess } from './github/access.js';
 import { createApp } from './http/app.js';
 import type { Logger } from './log.js';
 import type { BuildLogs } from './logs/build-logs.js';
@@ -14,7 +14,8 @@ import { createMetrics, type Metrics } from './metrics.js';
 import { loadPullCredentials } from './engine/pull-credentials.js';
 import { createBuilderChooser } from './pipeline/builder-choice.js';
 import { runPipeline } from './pipeline/run-build.js';
-import { reportStatus } from './pipeline/status.js';
+import { createBuildReporter, LogTap } from './github/build-reporter.js';
+import { AppError, BuildError } from './errors.js';
 import { openStore } from './store/open-store.js';
 import { PgStore } from './store/postgres/pg-store.js';
 import { withWriteRetries } from './store/retrying-store.js';
@@ -36,7 +37,7 @@ export interface Service {
   worker: Worker | undefined;
   logs: BuildLogs;
   metrics: Metrics;
-  octokit: GitHubClient;
+  github: GitHubAccess;
   registry: RegistryClient;
   docker: Docker;
   /** Graceful stop: 503 to new deliveries, running builds get `graceMs`, the rest stay queued. */
@@ -61,18 +62,20 @@ export async function startService(config: Config, options: ServiceOptions): Pro
   const store = await openStore({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, log });
   const logs: BuildLogs = store instanceof PgStore ? new PgBuildLogs(store.pool, store.notifier, log.child({ component: 'logs' })) : new FileBuildLogs(config.dataDir);
   const metrics = createMetrics();
-  const octokit = createGitHubClient({ token: config.githubToken, baseUrl: config.githubApiUrl, log });
+  const github = createGitHubAccess({ auth: config.github, baseUrl: config.githubApiUrl, log });
   const registry = createRegistryClient({ url: config.registryUrl, auth: config.registryAuth });
   const pullCredentials = loadPullCredentials({ registry: config.registry, registryAuth: config.registryAuth, dockerConfigFile: config.dockerConfigFile, log });
   const scrub = createScrubber([
     config.webhookSecret,
-    config.githubToken,
+    config.github.mode === 'token' ? config.github.token : config.github.privateKey,
     config.registryAuth?.password,
     config.apiToken,
     databasePassword(config.databaseUrl),
     ...pullCredentials.secrets(),
   ]);
   let stopping = false;
+  const tap = new LogTap();
+  const reporter = createBuildReporter({ github, store, publicUrl: () => config.publicUrl, prComment: config.prComment, tap, log });
   const chooseBuilder = createBuilderChooser(docker, config.builder, log);
   const runsBuilds = config.role !== 'receiver';
   const workerName = config.workerName ?? `${hostname()}-${process.pid}`;
@@ -86,7 +89,7 @@ export async function startService(config: Config, options: ServiceOptions): Pro
           envDir: config.deployEnvDir,
           environment: config.deployEnvironment,
         },
-        reporter: githubDeployReporter(octokit, config.publicUrl),
+        reporter: githubDeployReporter(github, config.publicUrl),
       }
     : undefined;
   const worker = runsBuilds ? createWorker() : undefined;
@@ -97,6 +100,7 @@ export async function startService(config: Config, options: ServiceOptions): Pro
       logs,
       {
         run: async (build, signal, out, progress) => {
+          const octokit = await repoClient(github, build);
           return runPipeline(
             {
               octokit,
@@ -109,13 +113,18 @@ export async function startService(config: Config, options: ServiceOptions): Pro
             },
             build,
             signal,
-            { line: (text) => out.line(scrub(text)), close: () => out.close() },
+            {
+              line: (text) => {
+                const clean = scrub(text);
+                tap.line(build.id, clean);
+                out.line(clean);
+              },
+              close: () => out.close(),
+            },
             progress,
           );
         },
-        report: async (build, state, description) => {
-          await reportStatus(octokit, { owner: build.owner, repo: build.repo, sha: build.sha, buildId: build.id, service: build.service }, state, description, config.publicUrl, log);
-        },
+        report: (build, state, description, silent) => reporter.report(build, state, description, silent),
         finished: (_build, outcome, ms) => {
           metrics.builds.inc({ outcome });
           metrics.buildDuration.observe(ms / 1000);
@@ -144,17 +153,18 @@ export async function startService(config: Config, options: ServiceOptions): Pro
     logs,
     docker,
     registry,
-    octokit,
+    github,
     log,
     metrics,
     // In one process the worker hears of it at once; across processes PostgreSQL's NOTIFY tells them.
     onQueued: () => worker?.kick(),
+    announceQueued: (build) => void reporter.queued(build),
     builderProblem: () => chooseBuilder.problem(),
     workerProblem: () => worker?.storeProblem,
     deployVersion:
       deploy && runsBuilds
         ? (service, version) =>
-            deployVersion({ deploy: deploy.config, reporter: deploy.reporter, store, registry: config.registry, registryAuth: config.registryAuth, octokit }, service, version)
+            deployVersion({ deploy: deploy.config, reporter: deploy.reporter, store, registry: config.registry, registryAuth: config.registryAuth, github }, service, version)
         : undefined,
     isStopping: () => stopping,
   });
@@ -186,7 +196,7 @@ export async function startService(config: Config, options: ServiceOptions): Pro
     worker,
     logs,
     metrics,
-    octokit,
+    github,
     registry,
     docker,
     async stop(graceMs = config.shutdownGraceSeconds * 1000) {
@@ -204,4 +214,14 @@ export async function startService(config: Config, options: ServiceOptions): Pro
       log.info('stopped');
     },
   };
+}
+
+/** The repository's GitHub client for a build; a repository the App cannot act for fails the build with the reason, not a retry loop. */
+async function repoClient(github: GitHubAccess, build: { owner: string; repo: string }) {
+  try {
+    return await github.forRepo(build.owner, build.repo);
+  } catch (err) {
+    if (!(err instanceof AppError)) throw new BuildError(`GitHub: ${(err as Error).message}`, { transient: true, cause: err });
+    throw new BuildError(`${err.message}${err.hint ? `: ${err.hint}` : ''}`, { cause: err });
+  }
 }

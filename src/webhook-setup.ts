@@ -1,5 +1,6 @@
 import type { Octokit } from '@octokit/rest';
 import type { Config } from './config.js';
+import type { GitHubAccess } from './github/access.js';
 import type { Logger } from './log.js';
 import { discoverPublicUrl, type DiscoverOptions } from './ngrok.js';
 
@@ -16,6 +17,8 @@ export interface EnsureWebhookOptions {
   url: string;
   secret: string;
   log: Logger;
+  /** The events the hook must send; default pull_request (TRIGGER_PUSH adds push). */
+  events?: string[];
 }
 
 export interface EnsureWebhookResult {
@@ -61,7 +64,7 @@ function configProblems(hook: HookView, url: string): string[] {
   return problems;
 }
 
-const wantsPullRequests = (hook: HookView) => hook.events.includes('pull_request') || hook.events.includes('*');
+const wantsEvents = (hook: HookView, events: string[]) => hook.events.includes('*') || events.every((e) => hook.events.includes(e));
 
 /** Rethrows an Octokit error as a plain message with what to do: the original carries the request body. */
 function explain(err: unknown, what: string, owner: string, repo: string): Error {
@@ -80,6 +83,7 @@ export async function ensureRepoWebhook(octokit: Octokit, o: EnsureWebhookOption
   const { owner, repo, url, secret } = o;
   const log = o.log.child({ repo: `${owner}/${repo}` });
   const wanted = { url, content_type: 'json', secret, insecure_ssl: '0' };
+  const events = o.events ?? ['pull_request'];
 
   let hooks: HookView[];
   try {
@@ -92,7 +96,7 @@ export async function ensureRepoWebhook(octokit: Octokit, o: EnsureWebhookOption
   if (!hook) {
     try {
       // `config` is nested here, so Octokit does not take its `url` for the request URL.
-      const { data } = await octokit.rest.repos.createWebhook({ owner, repo, name: 'web', active: true, events: ['pull_request'], config: wanted });
+      const { data } = await octokit.rest.repos.createWebhook({ owner, repo, name: 'web', active: true, events, config: wanted });
       log.info({ hookId: data.id, url }, 'webhook created');
       return { action: 'created', hookId: data.id };
     } catch (err) {
@@ -102,7 +106,7 @@ export async function ensureRepoWebhook(octokit: Octokit, o: EnsureWebhookOption
 
   const previousUrl = hook.config.url !== url ? hook.config.url : undefined;
   const problems = configProblems(hook, url);
-  const eventsWrong = !hook.active || !wantsPullRequests(hook);
+  const eventsWrong = !hook.active || !wantsEvents(hook, events);
   if (problems.length === 0 && !eventsWrong) {
     log.debug({ hookId: hook.id, url }, 'webhook already points at dockhook');
     return { action: 'unchanged', hookId: hook.id };
@@ -113,7 +117,7 @@ export async function ensureRepoWebhook(octokit: Octokit, o: EnsureWebhookOption
       await octokit.request('PATCH /repos/{owner}/{repo}/hooks/{hook_id}/config', { owner, repo, hook_id: hook.id, data: wanted });
     }
     if (eventsWrong) {
-      await octokit.rest.repos.updateWebhook({ owner, repo, hook_id: hook.id, active: true, add_events: ['pull_request'] });
+      await octokit.rest.repos.updateWebhook({ owner, repo, hook_id: hook.id, active: true, add_events: events });
     }
   } catch (err) {
     throw explain(err, 'updating the webhook of', owner, repo);
@@ -135,7 +139,7 @@ export interface StartupWebhookOptions {
  * throws: a failure here must not take down a server that can still build.
  * Returns the webhook URL, or undefined when there is none.
  */
-export async function setUpWebhooks(config: Config, octokit: Octokit, log: Logger, options: StartupWebhookOptions = {}): Promise<string | undefined> {
+export async function setUpWebhooks(config: Config, github: GitHubAccess, log: Logger, options: StartupWebhookOptions = {}): Promise<string | undefined> {
   let base = config.publicUrl;
   if (config.ngrokApiUrl) {
     try {
@@ -155,6 +159,10 @@ export async function setUpWebhooks(config: Config, octokit: Octokit, log: Logge
 
   const webhookUrl = `${base}/webhook`;
   log.info({ url: webhookUrl }, `webhook URL: ${webhookUrl}`);
+  if (github.mode === 'app') {
+    log.info(`GitHub App mode: dockhook creates no repository webhooks; set the App's webhook URL (App settings → Webhook) to ${webhookUrl}`);
+    return webhookUrl;
+  }
   if (config.webhookRepos.length === 0) {
     log.info('WEBHOOK_REPOS is empty: add the webhook URL above to each repository (Settings → Webhooks, content type application/json, the WEBHOOK_SECRET, "Pull requests" events) or set WEBHOOK_REPOS=owner/name,…');
     return webhookUrl;
@@ -166,7 +174,7 @@ export async function setUpWebhooks(config: Config, octokit: Octokit, log: Logge
       continue;
     }
     try {
-      await ensureRepoWebhook(octokit, { owner, repo, url: webhookUrl, secret: config.webhookSecret, log });
+      await ensureRepoWebhook(await github.forRepo(owner, repo), { owner, repo, url: webhookUrl, secret: config.webhookSecret, log, events: config.triggerPush ? ['pull_request', 'push'] : ['pull_request'] });
     } catch (err) {
       log.error({ repo: fullName, err: { message: (err as Error).message } }, 'could not set up the webhook');
     }

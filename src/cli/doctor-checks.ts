@@ -1,6 +1,7 @@
 import { Octokit } from '@octokit/rest';
 import Docker from 'dockerode';
 import { ConfigError, loadConfig, type Config } from '../config.js';
+import { checkGitHubApp } from './doctor-app.js';
 import { BINFMT_DIR, describePlatforms, runnablePlatforms } from '../engine/platforms.js';
 import { NgrokDiscoveryError, discoverPublicUrl } from '../ngrok.js';
 import { decideBuilder, type BuilderSetting } from '../pipeline/builder-choice.js';
@@ -135,8 +136,9 @@ const GITHUB_TOKEN_FIX = 'create a token (classic: "repo" scope; fine-grained: "
 
 /** The token works, and may write commit statuses (push access) to each repository given. */
 export async function checkGitHub(config: Config, repos: string[], reposFromWebhookRepos: boolean): Promise<CheckResult[]> {
+  if (config.github.mode === 'app') return checkGitHubApp(config, GITHUB_TIMEOUT_MS);
   const octokit = new Octokit({
-    auth: config.githubToken,
+    auth: config.github.token,
     baseUrl: config.githubApiUrl,
     userAgent: 'dockhook-doctor',
     // Octokit's default logger writes failed requests to stderr; the check's own line says it better.

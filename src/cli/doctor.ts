@@ -34,7 +34,7 @@ export async function run(args: string[]): Promise<number> {
   // The config's values too: a secret may have come from a NAME_FILE.
   const scrub = createScrubber([
     env.WEBHOOK_SECRET, env.GITHUB_TOKEN, env.REGISTRY_PASSWORD, env.API_TOKEN, env.NGROK_AUTHTOKEN,
-    config?.webhookSecret, config?.githubToken, config?.registryAuth?.password, config?.apiToken,
+    config?.webhookSecret, config?.github.mode === 'token' ? config.github.token : config?.github.privateKey, env.PRIVATE_KEY, config?.registryAuth?.password, config?.apiToken,
   ]);
   let failed = false;
   const print = (results: CheckResult[]) => {

@@ -1,5 +1,5 @@
 import { AppError, BuildError } from '../errors.js';
-import type { GitHubClient } from '../github.js';
+import type { GitHubAccess } from '../github/access.js';
 import { readSpec } from '../pipeline/read-spec.js';
 import type { DeploymentRecord } from '../store/store.js';
 import { deployImage, type DeployDeps } from './run-deploy.js';
@@ -11,12 +11,12 @@ import { deployImage, type DeployDeps } from './run-deploy.js';
  * meant to. Asked for by the operator, so the branch rule does not apply;
  * DEPLOY_IMAGES and every other guardrail do.
  */
-export async function deployVersion(deps: DeployDeps & { octokit: GitHubClient }, service: string, version: string): Promise<DeploymentRecord> {
+export async function deployVersion(deps: DeployDeps & { github: GitHubAccess }, service: string, version: string): Promise<DeploymentRecord> {
   const build = await deps.store.buildOfVersion(service, version);
   if (!build) throw new AppError(404, `no successful build pushed ${service}:${version}`, { hint: `GET /api/images/${service} lists the versions in the registry` });
   let settings: unknown;
   try {
-    settings = (await readSpec(deps, build)).images.find((i) => i.serviceName === service)?.deploy;
+    settings = (await readSpec({ octokit: await deps.github.forRepo(build.owner, build.repo) }, build)).images.find((i) => i.serviceName === service)?.deploy;
   } catch (err) {
     if (err instanceof BuildError) throw new AppError(409, `cannot read the deploy settings of ${service} ${version}: ${err.message}`);
     throw err;

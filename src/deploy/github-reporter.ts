@@ -1,4 +1,4 @@
-import type { GitHubClient } from '../github.js';
+import type { GitHubAccess } from '../github/access.js';
 import { createDeployment, setDeploymentStatus } from '../github/deployments.js';
 import type { DeploymentRecord } from '../store/store.js';
 import type { DeployReporter } from './run-deploy.js';
@@ -14,16 +14,18 @@ function describe(d: DeploymentRecord): string {
  * build page (github/deployments.ts turns off auto_merge and required
  * contexts: dockhook deploys the very commit it built).
  */
-export function githubDeployReporter(octokit: GitHubClient, publicUrl: string | undefined): DeployReporter {
+export function githubDeployReporter(github: GitHubAccess, publicUrl: string | undefined): DeployReporter {
   const logUrl = (d: DeploymentRecord) => (publicUrl ? `${publicUrl}/builds/${d.buildId}` : undefined);
   return {
     async start(d, where) {
-      const created = await createDeployment(octokit, { ...where, sha: d.sha, environment: d.environment, description: `dockhook: ${d.service} ${d.version}`, payload: { service: d.service, version: d.version, digest: d.digest }, authKind: 'token' });
-      await setDeploymentStatus(octokit, { ...where, id: created.id, state: 'in_progress', description: `deploying ${d.service} ${d.version}`, logUrl: logUrl(d), authKind: 'token' });
+      const octokit = await github.forRepo(where.owner, where.repo);
+      const created = await createDeployment(octokit, { ...where, sha: d.sha, environment: d.environment, description: `dockhook: ${d.service} ${d.version}`, payload: { service: d.service, version: d.version, digest: d.digest }, authKind: github.mode === 'app' ? 'app' : 'token' });
+      await setDeploymentStatus(octokit, { ...where, id: created.id, state: 'in_progress', description: `deploying ${d.service} ${d.version}`, logUrl: logUrl(d), authKind: github.mode === 'app' ? 'app' : 'token' });
       return created.id;
     },
     async finish(githubId, d, where) {
-      await setDeploymentStatus(octokit, { ...where, id: githubId, state: d.state === 'success' ? 'success' : 'failure', description: describe(d), logUrl: logUrl(d), authKind: 'token' });
+      const octokit = await github.forRepo(where.owner, where.repo);
+      await setDeploymentStatus(octokit, { ...where, id: githubId, state: d.state === 'success' ? 'success' : 'failure', description: describe(d), logUrl: logUrl(d), authKind: github.mode === 'app' ? 'app' : 'token' });
     },
   };
 }

@@ -3,9 +3,10 @@ import express, { Router } from 'express';
 import type { Config } from '../config.js';
 import { AppError } from '../errors.js';
 import type { GitHubClient } from '../github.js';
+import type { GitHubAccess } from '../github/access.js';
 import type { BuildRequest } from '../intake.js';
 import type { Logger } from '../log.js';
-import type { Store } from '../store/store.js';
+import type { BuildRecord, Store } from '../store/store.js';
 import { isStoreUnavailable } from '../store/store-errors.js';
 import { requireApiToken } from './api-auth.js';
 import { isValidRepositoryName } from '../docker-reference.js';
@@ -13,10 +14,11 @@ import { isValidRepositoryName } from '../docker-reference.js';
 export interface TriggerApiDeps {
   config: Pick<Config, 'apiToken' | 'apiTokenReads'>;
   store: Store;
-  octokit: GitHubClient;
+  github: GitHubAccess;
   log: Logger;
   /** Wakes the worker after a build is queued. */
   onQueued: () => void;
+  announceQueued?: (build: BuildRecord) => void;
   isStopping: () => boolean;
 }
 
@@ -132,9 +134,10 @@ export function triggerApiRouter(deps: TriggerApiDeps): Router {
   router.post('/api/builds', write, express.json({ limit: '16kb', type: () => true }), async (req, res) => {
     if (deps.isStopping()) throw new AppError(503, 'dockhook is shutting down', { hint: 'try again once it is back' });
     const { owner, repo, ref, force, images } = parseBody(req.body);
-    const repository = await readRepository(deps.octokit, owner, repo);
-    const sha = await resolveRef(deps.octokit, owner, repo, ref);
-    const branch = await branchOf(deps.octokit, owner, repo, ref, repository.defaultBranch);
+    const octokit = await deps.github.forRepo(owner, repo);
+    const repository = await readRepository(octokit, owner, repo);
+    const sha = await resolveRef(octokit, owner, repo, ref);
+    const branch = await branchOf(octokit, owner, repo, ref, repository.defaultBranch);
     const request: BuildRequest = {
       deliveryId: `manual-${randomUUID()}`,
       trigger: 'manual',
@@ -166,6 +169,7 @@ export function triggerApiRouter(deps: TriggerApiDeps): Router {
     log.info({ branch, force, images }, 'manual build queued');
     res.status(202).json({ build: result.build.id, sha, branch, force, images: images ?? null });
     deps.onQueued();
+    deps.announceQueued?.(result.build);
   });
   return router;
 }

@@ -3,10 +3,10 @@ import type { RequestListener } from 'node:http';
 import express from 'express';
 import type { BuildLogs } from '../logs/build-logs.js';
 import type { Config } from '../config.js';
-import type { GitHubClient } from '../github.js';
+import type { GitHubAccess } from '../github/access.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
-import type { DeploymentRecord, Store } from '../store/store.js';
+import type { BuildRecord, DeploymentRecord, Store } from '../store/store.js';
 import type { RegistryClient } from '../registry/client.js';
 import { artifactsApiRouter } from './api-artifacts.js';
 import { buildsApiRouter } from './api-builds.js';
@@ -26,11 +26,13 @@ export interface AppDeps {
   logs: BuildLogs;
   docker: Docker;
   registry: RegistryClient;
-  octokit: GitHubClient;
+  github: GitHubAccess;
   log: Logger;
   metrics: Metrics;
   /** Wakes the worker when a build is queued. */
   onQueued: () => void;
+  /** A delivery or POST /api/builds recorded a new build (App mode: its check run shows as queued); must not throw. */
+  announceQueued?: (build: BuildRecord) => void;
   isStopping: () => boolean;
   /** Why BUILDER cannot work on this engine, for /readyz. */
   builderProblem?: () => Promise<string | undefined>;
@@ -61,6 +63,10 @@ export function createApp(deps: AppDeps): RequestListener {
     metrics: deps.metrics,
     onQueued: deps.onQueued,
     isStopping: deps.isStopping,
+    triggerPush: deps.config.triggerPush,
+    checkRuns: deps.github.mode === 'app',
+    rememberInstallation: (owner, repo, id) => deps.github.rememberInstallation(owner, repo, id),
+    announceQueued: deps.announceQueued,
   });
   const app = express();
   app.disable('x-powered-by');

@@ -1,4 +1,5 @@
 import type { ArtifactRecord, BuildRecord, BuildState, DeploymentRecord, DeploymentState, PlatformImage } from '../store/store.js';
+import type { BuildRequest } from '../intake.js';
 
 /**
  * What the API answers and the pages show for one build. Plain JSON: times as
@@ -8,7 +9,7 @@ import type { ArtifactRecord, BuildRecord, BuildState, DeploymentRecord, Deploym
 export interface BuildView {
   id: number;
   state: BuildState;
-  trigger: 'merge' | 'manual';
+  trigger: BuildRequest['trigger'];
   repository: { owner: string; name: string; fullName: string; url: string };
   sha: string;
   shortSha: string;

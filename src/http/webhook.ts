@@ -6,7 +6,7 @@ import { toErrorAnswer } from './error-handler.js';
 import { decideBuild, type BuildRequest } from '../intake.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
-import type { Store, EnqueueResult } from '../store/store.js';
+import type { BuildRecord, Store, EnqueueResult } from '../store/store.js';
 
 export interface WebhookDeps {
   secret: string;
@@ -17,6 +17,14 @@ export interface WebhookDeps {
   /** Wakes the worker after a build is queued. */
   onQueued: () => void;
   isStopping: () => boolean;
+  /** TRIGGER_PUSH: push events are built too. */
+  triggerPush?: boolean;
+  /** App mode: check runs exist, so their Re-run requests are built. */
+  checkRuns?: boolean;
+  /** App mode: a delivery named the installation of its repository. */
+  rememberInstallation?: (owner: string, repo: string, installationId: number) => void;
+  /** A new build was recorded (App mode shows it as a queued check run); must not throw. */
+  announceQueued?: (build: BuildRecord) => void;
 }
 
 /** GitHub's own cap on a delivery; anything larger is not GitHub. */
@@ -90,13 +98,14 @@ function deliveryHandler(deps: WebhookDeps): (header: (name: string) => string |
       throw err;
     }
 
-    const decision = decideBuild(event, payload, { deliveryId, buildBranches: deps.buildBranches });
+    const decision = decideBuild(event, payload, { deliveryId, buildBranches: deps.buildBranches, triggerPush: deps.triggerPush, checkRuns: deps.checkRuns });
     if (decision.kind === 'ignored') {
       deps.metrics.deliveries.inc({ outcome: 'ignored' });
       deps.log.info({ delivery: deliveryId, event, reason: decision.reason }, 'delivery ignored');
       return { status: 200, body: { ignored: decision.reason } };
     }
     const request = decision.request;
+    if (decision.installationId !== undefined) deps.rememberInstallation?.(request.owner, request.repo, decision.installationId);
     let result;
     try {
       result = await enqueue(request);
@@ -114,8 +123,16 @@ function deliveryHandler(deps: WebhookDeps): (header: (name: string) => string |
       deps.log.info({ ...fields, state: result.build.state }, 'duplicate delivery; no second build');
       return { status: 200, body: { duplicate: result.build.id } };
     }
-    deps.log.info({ ...fields, pr: request.pullRequest?.number }, 'build queued');
-    return { status: 202, body: { build: result.build.id }, after: deps.onQueued };
+    deps.log.info({ ...fields, pr: request.pullRequest?.number, trigger: request.trigger }, 'build queued');
+    const build = result.build;
+    return {
+      status: 202,
+      body: { build: build.id },
+      after: () => {
+        deps.onQueued();
+        deps.announceQueued?.(build);
+      },
+    };
   };
 }
 

@@ -12,7 +12,7 @@ export interface RunResult {
   summary: string;
   /** The store already recorded the build's end (a multi-image head that queued its images): the worker writes nothing more. */
   recorded?: boolean;
-  /** Report nothing to GitHub (a multi-image head: its images report under their own contexts). */
+  /** A multi-image head: its images report under their own contexts (no commit status for it; in App mode its check run lists them). */
   silent?: boolean;
 }
 
@@ -22,8 +22,8 @@ export interface WorkerHooks {
    * it has work to do (an unchanged image never shows "building").
    */
   run(build: BuildRecord, signal: AbortSignal, out: BuildLogWriter, progress: (description: string) => void): Promise<RunResult>;
-  /** Tells GitHub; must not throw. */
-  report(build: BuildRecord, state: 'pending' | 'success' | 'failure', description: string): Promise<void>;
+  /** Tells GitHub; must not throw. `silent`: a multi-image merge's own build, whose images report under their own names (token mode sends nothing for it). */
+  report(build: BuildRecord, state: 'pending' | 'success' | 'failure', description: string, silent?: boolean): Promise<void>;
   /** For metrics and tests. */
   finished?(build: BuildRecord, outcome: BuildOutcome, durationMs: number): void;
   /** After a successful build; its failures are notes on the build, never a failed build. */
@@ -233,7 +233,7 @@ export class Worker {
       out.line(`succeeded: ${summary}`);
       log.info({ summary, ms: Date.now() - started }, 'build succeeded');
       await pending;
-      if (!result.silent) await this.hooks.report(build, 'success', summary);
+      await this.hooks.report(build, 'success', summary, result.silent === true);
       outcome = 'succeeded';
       await this.runAfterSuccess(build, out, log);
     } catch (err) {

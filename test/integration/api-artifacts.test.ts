@@ -10,7 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import Docker from 'dockerode';
 import { pino } from 'pino';
 import { loadConfig } from '../../src/config.js';
-import { createGitHubClient } from '../../src/github.js';
+import { createGitHubAccess } from '../../src/github/access.js';
 import { DIGEST_HEADER } from '../../src/http/api-artifacts.js';
 import { createApp } from '../../src/http/app.js';
 import { toBuildView } from '../../src/http/build-view.js';
@@ -58,7 +58,7 @@ async function startApi(store: Store, dataDir: string, registryUrl: string, regi
     logs: new FileBuildLogs(dataDir),
     docker: new Docker(),
     registry: createRegistryClient({ url: config.registryUrl, auth: config.registryAuth, timeoutMs: 5_000 }),
-    octokit: createGitHubClient({ token: 'ghp_unused', baseUrl: 'http://127.0.0.1:9', log }),
+    github: createGitHubAccess({ auth: { mode: 'token', token: 'ghp_unused' }, baseUrl: 'http://127.0.0.1:9', log }),
     log,
     metrics: createMetrics(),
     onQueued: () => {},

@@ -9,7 +9,7 @@ import Docker from 'dockerode';
 import { pino } from 'pino';
 import { FileBuildLogs } from '../../src/logs/file-logs.js';
 import { loadConfig } from '../../src/config.js';
-import { createGitHubClient } from '../../src/github.js';
+import { createGitHubAccess } from '../../src/github/access.js';
 import { createApp } from '../../src/http/app.js';
 import { createMetrics } from '../../src/metrics.js';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js';
@@ -57,7 +57,7 @@ async function startApi(
     docker: new Docker(),
     registry: createRegistryClient({ url: config.registryUrl, auth: config.registryAuth, fetch: recording, ...client }),
     // Never reached by these routes: a closed port makes any call fail loudly.
-    octokit: createGitHubClient({ token: 'ghp_unused', baseUrl: 'http://127.0.0.1:9', log }),
+    github: createGitHubAccess({ auth: { mode: 'token', token: 'ghp_unused' }, baseUrl: 'http://127.0.0.1:9', log }),
     log,
     metrics: createMetrics(),
     onQueued: () => {},

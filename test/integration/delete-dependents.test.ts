@@ -9,7 +9,7 @@ import Docker from 'dockerode';
 import { pino } from 'pino';
 import { FileBuildLogs } from '../../src/logs/file-logs.js';
 import { loadConfig } from '../../src/config.js';
-import { createGitHubClient } from '../../src/github.js';
+import { createGitHubAccess } from '../../src/github/access.js';
 import { createApp } from '../../src/http/app.js';
 import { createMetrics } from '../../src/metrics.js';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js';
@@ -110,7 +110,7 @@ async function startApi(reg: TestRegistry): Promise<Api> {
     logs: new FileBuildLogs(dataDir),
     docker: new Docker(),
     registry: createRegistryClient({ url: config.registryUrl }),
-    octokit: createGitHubClient({ token: 'ghp_unused', baseUrl: 'http://127.0.0.1:9', log }),
+    github: createGitHubAccess({ auth: { mode: 'token', token: 'ghp_unused' }, baseUrl: 'http://127.0.0.1:9', log }),
     log,
     metrics: createMetrics(),
     onQueued: () => {},

@@ -158,7 +158,7 @@ describe('Podman as the engine (podman system service, real registry, real docke
           HOME: cwd,
           DOCKER_HOST: `unix://${podman.socketPath}`,
           WEBHOOK_SECRET: 'podman-doctor-secret-0123456789',
-          GITHUB_TOKEN: h.config.githubToken,
+          GITHUB_TOKEN: h.config.github.mode === 'token' ? h.config.github.token : '',
           GITHUB_API_URL: h.github.apiUrl,
           REGISTRY: registry.host,
           ...extra,
