@@ -1,9 +1,25 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { promisify } from 'node:util';
 import { gitEnv, type GitRepo } from './git-repo.js';
+import {
+  DOCS,
+  HttpError,
+  apiHeaders,
+  notFound,
+  now,
+  pageOf,
+  readJsonBody,
+  requestId,
+  send,
+  validationFailed,
+  type Ctx,
+  type RepoEntry,
+} from './fake-github-http.js';
+import { appRouteName, createApps, type FakeGitHubApps } from './fake-github-app.js';
+
+export type { CreateAppOptions, FakeApp, InstallAppOptions, IssuedToken, Permissions } from './fake-github-app.js';
 
 /**
  * A fake of api.github.com and codeload.github.com that serves real git
@@ -123,7 +139,7 @@ export interface AddRepoOptions {
   truncateTreesOver?: number;
 }
 
-export interface FakeGitHub {
+export interface FakeGitHub extends FakeGitHubApps {
   apiUrl: string;
   codeloadUrl: string;
   /** Registers (or replaces) a repository; replacing keeps its id, webhooks and statuses. */
@@ -150,43 +166,11 @@ export interface FakeGitHub {
   close(): Promise<void>;
 }
 
-interface RepoEntry {
-  owner: string;
-  name: string;
-  key: string;
-  id: number;
-  repo: GitRepo;
-  defaultBranch: string;
-  truncateTreesOver?: number;
-}
-
-interface Ctx {
-  req: IncomingMessage;
-  res: ServerResponse;
-  url: URL;
-  /** Decoded path segments. */
-  segments: string[];
-}
-
 const execFileAsync = promisify(execFile);
-const DOCS = 'https://docs.github.com/rest';
 const STATUS_STATES = ['pending', 'success', 'error', 'failure'];
 const DEPLOYMENT_STATES = ['error', 'failure', 'inactive', 'in_progress', 'queued', 'pending', 'success'];
 /** Above this GitHub stops inlining file content in the JSON representation. */
 const INLINE_CONTENT_LIMIT = 1024 * 1024;
-
-class HttpError extends Error {
-  constructor(
-    readonly status: number,
-    readonly body: Record<string, unknown>,
-  ) {
-    super(String(body.message));
-  }
-}
-
-const notFound = () => new HttpError(404, { message: 'Not Found', documentation_url: DOCS, status: '404' });
-const validationFailed = (errors: Record<string, unknown>[]) =>
-  new HttpError(422, { message: 'Validation Failed', errors, documentation_url: DOCS, status: '422' });
 
 // ---------------------------------------------------------------- git access
 
@@ -249,63 +233,11 @@ async function lsTree(dir: string, sha: string, dirPath?: string, opts: { recurs
 
 // ---------------------------------------------------------------- responses
 
-function requestId(): string {
-  const hex = (n: number) => randomBytes(n).toString('hex').toUpperCase();
-  return `${hex(2)}:${hex(2)}:${hex(3)}:${hex(3)}:${hex(4)}`;
-}
-
-/** Headers GitHub puts on every API answer; clients read them for rate limiting. */
-function apiHeaders(): Record<string, string> {
-  return {
-    'x-github-request-id': requestId(),
-    'x-github-api-version-selected': '2022-11-28',
-    'x-ratelimit-limit': '5000',
-    'x-ratelimit-remaining': '4999',
-    'x-ratelimit-reset': String(Math.floor(Date.now() / 1000) + 3600),
-    'x-ratelimit-used': '1',
-    'x-ratelimit-resource': 'core',
-  };
-}
-
-function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
-  let payload: Buffer | undefined;
-  const out: Record<string, string> = { ...headers };
-  if (body === undefined || body === null) {
-    payload = undefined;
-  } else if (Buffer.isBuffer(body)) {
-    payload = body;
-  } else if (typeof body === 'string') {
-    payload = Buffer.from(body);
-  } else {
-    payload = Buffer.from(JSON.stringify(body));
-    out['content-type'] ??= 'application/json; charset=utf-8';
-  }
-  out['content-length'] = String(payload?.length ?? 0);
-  res.writeHead(status, out);
-  res.end(payload);
-}
-
-async function readJsonBody(req: IncomingMessage): Promise<Record<string, unknown>> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of req) chunks.push(chunk as Buffer);
-  const text = Buffer.concat(chunks).toString('utf8');
-  if (text.trim() === '') return {};
-  try {
-    const parsed: unknown = JSON.parse(text);
-    if (parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed)) return parsed as Record<string, unknown>;
-  } catch {
-    // fall through to GitHub's answer for unparsable bodies
-  }
-  throw new HttpError(400, { message: 'Problems parsing JSON', documentation_url: DOCS, status: '400' });
-}
-
 /** Base64 the way GitHub (Ruby's Base64.encode64) does: a newline after every 60 characters. */
 function githubBase64(data: Buffer): string {
   const b64 = data.toString('base64');
   return b64.replace(/.{1,60}/g, '$&\n');
 }
-
-const now = () => new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
 
 // ---------------------------------------------------------------- server
 
@@ -377,6 +309,9 @@ export async function startFakeGitHub(opts: FakeGitHubOptions): Promise<FakeGitH
     if (!entry) throw notFound();
     return entry;
   }
+
+  const core = { apiUrl, repos: () => [...repos.values()], findRepo, repoJson: (r: RepoEntry) => repoJson(r) };
+  const apps = createApps(core);
 
   // ------------------------------------------------------------ API routes
 
@@ -749,23 +684,8 @@ export async function startFakeGitHub(opts: FakeGitHubOptions): Promise<FakeGitH
    * next page is in a Link header, which octokit.paginate follows.
    */
   function sendPage(ctx: Ctx, list: unknown[]): void {
-    const perPage = Math.min(100, Math.max(1, Number(ctx.url.searchParams.get('per_page')) || 30));
-    const page = Math.max(1, Number(ctx.url.searchParams.get('page')) || 1);
-    const last = Math.max(1, Math.ceil(list.length / perPage));
-    const headers = apiHeaders();
-    if (last > 1) {
-      const at = (n: number) => {
-        const q = new URLSearchParams(ctx.url.searchParams);
-        q.set('per_page', String(perPage));
-        q.set('page', String(n));
-        return `<${apiUrl}${ctx.url.pathname}?${q}>`;
-      };
-      const links: string[] = [];
-      if (page < last) links.push(`${at(page + 1)}; rel="next"`, `${at(last)}; rel="last"`);
-      if (page > 1) links.push(`${at(1)}; rel="first"`, `${at(page - 1)}; rel="prev"`);
-      if (links.length) headers.link = links.join(', ');
-    }
-    send(ctx.res, 200, list.slice((page - 1) * perPage, page * perPage), headers);
+    const page = pageOf(ctx, apiUrl, list);
+    send(ctx.res, 200, page.items, page.headers);
   }
 
   function deploymentJson(r: RepoEntry, d: RecordedDeployment) {
@@ -1086,18 +1006,17 @@ export async function startFakeGitHub(opts: FakeGitHubOptions): Promise<FakeGitH
 
   async function handleApi(ctx: Ctx): Promise<void> {
     if (intercept(ctx, 'api')) return;
-    const auth = /^(?:token|bearer)\s+(.+)$/i.exec(ctx.req.headers.authorization ?? '');
-    if (!auth || auth[1].trim() !== opts.token) {
-      throw new HttpError(401, { message: 'Bad credentials', documentation_url: DOCS });
-    }
     const [first, ...rest] = ctx.segments;
-    if (first === 'user' && rest.length === 0 && ctx.req.method === 'GET') {
-      return send(ctx.res, 200, { login: 'dockhook-bot', id: 1, type: 'User', html_url: 'https://github.com/dockhook-bot' }, {
-        ...apiHeaders(),
-        'x-oauth-scopes': 'repo',
-        'x-accepted-oauth-scopes': '',
-      });
+    const method = ctx.req.method ?? 'GET';
+    // The App's own endpoints take a JWT (fake-github-app.ts); everything else the token or an installation token.
+    if (first === 'app') return apps.appRoutes(ctx, rest);
+    if (method === 'GET' && rest.length === 3 && first === 'repos' && rest[2] === 'installation') return apps.accountInstallation(ctx, rest[0], rest[1]);
+    if (method === 'GET' && rest.length === 2 && (first === 'orgs' || first === 'users') && rest[1] === 'installation') {
+      return apps.accountInstallation(ctx, rest[0]);
     }
+    apps.authenticate(ctx, opts.token);
+    if (first === 'user' && rest.length === 0 && method === 'GET') return apps.getUser(ctx);
+    if (first === 'installation' && rest[0] === 'repositories' && rest.length === 1 && method === 'GET') return apps.installationRepositories(ctx);
     if (first === 'rate_limit' && rest.length === 0 && ctx.req.method === 'GET') {
       const reset = Math.floor(Date.now() / 1000) + 3600;
       const core = { limit: 5000, remaining: 4999, reset, used: 1, resource: 'core' };
@@ -1105,7 +1024,11 @@ export async function startFakeGitHub(opts: FakeGitHubOptions): Promise<FakeGitH
       const graphql = { limit: 5000, remaining: 5000, reset, used: 0, resource: 'graphql' };
       return send(ctx.res, 200, { resources: { core, search, graphql }, rate: core }, apiHeaders());
     }
-    if (first === 'repos' && rest.length >= 2) return repoRoutes(ctx, findRepo(rest[0], rest[1]), rest.slice(2));
+    if (first === 'repos' && rest.length >= 2) {
+      const r = findRepo(rest[0], rest[1]);
+      apps.authorizeRepo(ctx, r, apiRoute(method, ctx.segments)?.route);
+      return repoRoutes(ctx, r, rest.slice(2));
+    }
     throw notFound();
   }
 
@@ -1152,7 +1075,7 @@ export async function startFakeGitHub(opts: FakeGitHubOptions): Promise<FakeGitH
       }
       handler({ req, res, url, segments }).catch((err: unknown) => {
         if (res.headersSent) return void res.destroy();
-        if (err instanceof HttpError) return send(res, err.status, err.body, apiHeaders());
+        if (err instanceof HttpError) return send(res, err.status, err.body, { ...apiHeaders(), ...err.headers });
         send(res, 500, { message: `fake-github: ${err instanceof Error ? err.message : String(err)}` });
       });
     });
@@ -1188,6 +1111,11 @@ export async function startFakeGitHub(opts: FakeGitHubOptions): Promise<FakeGitH
       if (!hooks.has(key)) hooks.set(key, []);
     },
     statusesFor: (sha) => statuses.filter((s) => s.sha === sha),
+    createApp: apps.createApp,
+    installApp: apps.installApp,
+    setAppWebhook: apps.setAppWebhook,
+    expireInstallationTokens: apps.expireInstallationTokens,
+    issuedTokens: apps.issuedTokens,
     failNext(match, ...responses) {
       if (responses.length > 0) canned.push({ ...match, responses: [...responses] });
     },
@@ -1212,6 +1140,8 @@ interface RouteMatch {
  */
 function apiRoute(method: string, segments: string[]): RouteMatch | undefined {
   const m = (route: string, params: Record<string, string> = {}): RouteMatch => ({ route: `${method} ${route}`, params });
+  const app = appRouteName(method, segments);
+  if (app) return app;
   const [first, ...rest] = segments;
   if (first === 'user' && rest.length === 0) return m('/user');
   if (first === 'rate_limit' && rest.length === 0) return m('/rate_limit');
