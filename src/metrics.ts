@@ -30,6 +30,24 @@ export function createMetrics() {
       buckets: [0.1, 0.5, 1, 2, 5, 10, 30, 60, 120],
       registers: [registry],
     }),
+    redeliveries: new Counter({
+      name: 'dockhook_deliveries_redelivered_total',
+      help: 'Missed deliveries dockhook asked GitHub to redeliver, by outcome (requested; then delivered, failed: the redelivery failed too, refused: GitHub would not redeliver it).',
+      labelNames: ['outcome'] as const,
+      registers: [registry],
+    }),
+    recoveryFailures: new Counter({
+      name: 'dockhook_delivery_recovery_failures_total',
+      help: "Recovery passes that could not finish a hook, by step (hooks: finding dockhook's hook, list: listing deliveries, redeliver: asking for a redelivery).",
+      labelNames: ['step'] as const,
+      registers: [registry],
+    }),
+    recoveryPasses: new Counter({
+      name: 'dockhook_delivery_recovery_passes_total',
+      help: 'Recovery passes by outcome (complete, partial: some hook failed, skipped: another process held the recovery lock).',
+      labelNames: ['outcome'] as const,
+      registers: [registry],
+    }),
     queueDepth: new Gauge({
       name: 'dockhook_queue_depth',
       help: 'Builds by state right now (queued, running).',

@@ -28,6 +28,7 @@ import { databasePassword } from './store/postgres/errors.js';
 import { deployEngine, recoverDeploys } from './deploy/deploy-engine.js';
 import { githubDeployReporter } from './deploy/github-reporter.js';
 import { deployVersion } from './deploy/deploy-version.js';
+import { startDeliveryRecovery } from './github/recover-deliveries.js';
 
 export interface Service {
   url: string;
@@ -182,6 +183,11 @@ export async function startService(config: Config, options: ServiceOptions): Pro
   if (store instanceof PgStore) await store.notifier.ready();
   if (worker && deploy) await recoverDeploys(deploy.config.docker, config.deployImages, log.child({ component: 'deploy' }));
   await worker?.start();
+  // No missed delivery (issue 15): what GitHub failed to deliver is asked for again, now and every RECOVER_DELIVERIES_MINUTES.
+  const recovery =
+    config.role !== 'worker' && config.recoverDeliveriesMinutes > 0
+      ? startDeliveryRecovery({ github, store, webhookRepos: config.webhookRepos, webhookUrl: () => (config.publicUrl ? `${config.publicUrl}/webhook` : undefined), everyMinutes: config.recoverDeliveriesMinutes, log, metrics })
+      : undefined;
   log.info(
     { url, role: config.role, store: store.kind, registry: config.registry, ...(worker ? { worker: workerName, concurrency: config.buildConcurrency, builder: config.builder } : {}) },
     'dockhook is listening',
@@ -200,6 +206,7 @@ export async function startService(config: Config, options: ServiceOptions): Pro
     registry,
     docker,
     async stop(graceMs = config.shutdownGraceSeconds * 1000) {
+      await recovery?.stop();
       if (stopping) return;
       stopping = true;
       log.info({ graceMs }, 'stopping: new deliveries get 503, running builds may finish');

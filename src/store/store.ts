@@ -119,6 +119,26 @@ export interface DeploymentRecord {
 
 export type NewDeployment = Pick<DeploymentRecord, 'service' | 'version' | 'sha' | 'digest' | 'buildId' | 'trigger' | 'environment'> & { state?: DeploymentState; reason?: string };
 
+/**
+ * What became of a delivery dockhook asked GitHub to redeliver (issue 15):
+ * `requested` until a later listing shows the redelivery's result;
+ * `delivered` (it arrived, or dockhook has its build), `failed` (the
+ * redelivery failed too), `refused` (GitHub would not redeliver it).
+ * Every state but `requested` is final: a GUID is redelivered once.
+ */
+export type RedeliveryState = 'requested' | 'delivered' | 'failed' | 'refused';
+
+export interface Redelivery {
+  guid: string;
+  /** The webhook it came through (see Store.recoveryCheckpoint). */
+  hook: string;
+  /** GitHub's id of the delivery attempt that was redelivered: a later attempt of the GUID (a higher id) is the redelivery. */
+  attemptId: number;
+  state: RedeliveryState;
+  requestedAt: number;
+  settledAt?: number;
+}
+
 /** Who holds a claimed build, and for how long before another worker may take it over. */
 export interface Lease {
   owner: string;
@@ -233,6 +253,34 @@ export interface Store {
   listDeployments(query: { service?: string; buildId?: number; limit: number }): Promise<DeploymentRecord[]>;
   /** The succeeded build that pushed service:version (the newest, if a forced rebuild pushed it again): what a rollback deploys. */
   buildOfVersion(service: string, version: string): Promise<BuildRecord | undefined>;
+
+  /**
+   * Recovery of missed deliveries (issue 15). A `hook` names one webhook
+   * whose deliveries GitHub lists: `app:<app id>`, `repo:<owner>/<name>:<hook id>`.
+   */
+  /** Of these GUIDs (X-GitHub-Delivery), the ones a build was recorded for (whatever became of the build). */
+  storedDeliveries(guids: string[]): Promise<Set<string>>;
+  /** GitHub's delivered_at (ms) of the newest delivery of the hook a complete recovery pass saw; undefined before the first. */
+  recoveryCheckpoint(hook: string): Promise<number | undefined>;
+  /** Moves the hook's checkpoint forward (never back). */
+  setRecoveryCheckpoint(hook: string, deliveredAt: number): Promise<void>;
+  /** The redeliveries asked for of these GUIDs, by GUID. */
+  redeliveries(guids: string[]): Promise<Map<string, Redelivery>>;
+  /** Records that dockhook asks for this GUID's redelivery (state requested); false when it was asked for already (by anyone, ever): then don't ask. */
+  claimRedelivery(r: Pick<Redelivery, 'guid' | 'hook' | 'attemptId'>): Promise<boolean>;
+  /** GitHub could not be asked after all (it was down, or refused the credentials): a later pass may ask again. Only a `requested` one is released. */
+  releaseRedelivery(guid: string): Promise<void>;
+  /** The redelivery's end: true when it was `requested` and is now `state`, false when it was settled already. */
+  settleRedelivery(guid: string, state: Exclude<RedeliveryState, 'requested'>): Promise<boolean>;
+  /** Drops redeliveries requested before this time (ms): GitHub lists no deliveries that old, so none can come back. Returns how many. */
+  forgetRedeliveries(requestedBefore: number): Promise<number>;
+  /**
+   * Runs fn while holding the recovery lock: one recovery pass at a time
+   * across every process on the store (PostgreSQL: an advisory lock held by
+   * one connection for the pass; SQLite: one process, so within it).
+   * Undefined, and fn not called, when someone else holds it.
+   */
+  withRecoveryLock<T>(fn: () => Promise<T>): Promise<T | undefined>;
 
   /**
    * At a worker's start. SQLite (one process owns the file): whatever was

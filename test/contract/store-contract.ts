@@ -975,6 +975,100 @@ export function storeContract(name: string, open: () => Promise<OpenedStore>): v
       });
     });
 
+    describe('delivery recovery (missed deliveries, issue 15)', () => {
+      test('storedDeliveries: the GUIDs a build was recorded for, failed builds and duplicates included, and no others', async (store) => {
+        const failing = request({ repo: 'other' });
+        await finish(store, await queued(store, failing), 'failed');
+        const kept = request();
+        const build = await queued(store, kept);
+        const sameCommit = request({ sha: kept.sha });
+        assert.equal((await store.enqueue(sameCommit)).outcome, 'duplicate');
+        assert.equal(build.deliveryId, kept.deliveryId);
+        const found = await store.storedDeliveries([kept.deliveryId, sameCommit.deliveryId, failing.deliveryId, 'never-seen', kept.deliveryId]);
+        assert.deepEqual([...found].sort(), [kept.deliveryId, sameCommit.deliveryId, failing.deliveryId].sort());
+        assert.deepEqual(await store.storedDeliveries([]), new Set());
+        const many = Array.from({ length: 1200 }, (_, i) => `unknown-${i}`);
+        assert.deepEqual([...(await store.storedDeliveries([...many, failing.deliveryId]))], [failing.deliveryId], 'more GUIDs than one statement binds');
+      });
+
+      test('a hook’s checkpoint: unset at first, then only moves forward, one per hook, and survives reopening', async (store, { reopen }) => {
+        const app = 'app:42';
+        const repo = 'repo:acme/app:7';
+        assert.equal(await store.recoveryCheckpoint(app), undefined);
+        await store.setRecoveryCheckpoint(app, 1_700_000_000_000);
+        await store.setRecoveryCheckpoint(repo, 1_600_000_000_000);
+        await store.setRecoveryCheckpoint(app, 1_650_000_000_000);
+        assert.equal(await store.recoveryCheckpoint(app), 1_700_000_000_000, 'never back');
+        await store.setRecoveryCheckpoint(app, 1_800_000_000_123);
+        assert.equal(await store.recoveryCheckpoint(app), 1_800_000_000_123);
+        assert.equal(await store.recoveryCheckpoint(repo), 1_600_000_000_000);
+        if (reopen) assert.equal(await (await reopen()).recoveryCheckpoint(app), 1_800_000_000_123);
+      });
+
+      test('a GUID is claimed for redelivery once; its state settles once; release frees only a requested one', async (store, { reopen }) => {
+        const before = Date.now();
+        assert.equal(await store.claimRedelivery({ guid: 'g-1', hook: 'app:42', attemptId: 9_000_000_001 }), true);
+        assert.equal(await store.claimRedelivery({ guid: 'g-1', hook: 'repo:acme/app:7', attemptId: 5 }), false, 'never twice, from any hook');
+        assert.equal(await store.claimRedelivery({ guid: 'g-2', hook: 'app:42', attemptId: 12 }), true);
+        const asked = await store.redeliveries(['g-1', 'g-2', 'g-3']);
+        assert.deepEqual([...asked.keys()].sort(), ['g-1', 'g-2']);
+        const g1 = asked.get('g-1')!;
+        assert.deepEqual({ ...g1, requestedAt: 0 }, { guid: 'g-1', hook: 'app:42', attemptId: 9_000_000_001, state: 'requested', requestedAt: 0 });
+        assert.ok(g1.requestedAt >= before - 1000 && g1.requestedAt <= Date.now() + 1000, 'requestedAt is now');
+        assert.deepEqual(await store.redeliveries([]), new Map());
+
+        assert.equal(await store.settleRedelivery('g-1', 'failed'), true);
+        assert.equal(await store.settleRedelivery('g-1', 'delivered'), false, 'settled once');
+        const settled = (await store.redeliveries(['g-1'])).get('g-1')!;
+        assert.equal(settled.state, 'failed');
+        assert.ok(settled.settledAt !== undefined && settled.settledAt >= settled.requestedAt);
+        await store.releaseRedelivery('g-1');
+        assert.equal(await store.claimRedelivery({ guid: 'g-1', hook: 'app:42', attemptId: 1 }), false, 'a settled one stays, so it is never asked for again');
+
+        await store.releaseRedelivery('g-2');
+        assert.equal((await store.redeliveries(['g-2'])).size, 0, 'a requested one is released');
+        assert.equal(await store.claimRedelivery({ guid: 'g-2', hook: 'app:42', attemptId: 13 }), true, 'and may be asked for again');
+        assert.equal(await store.settleRedelivery('never-asked', 'refused'), false);
+        if (reopen) assert.equal((await (await reopen()).redeliveries(['g-1'])).get('g-1')?.state, 'failed', 'survives reopening');
+      });
+
+      test('forgetRedeliveries drops the requests made before a time, and counts them', async (store) => {
+        await store.claimRedelivery({ guid: 'old', hook: 'app:1', attemptId: 1 });
+        await sleep(20);
+        const cut = Date.now();
+        await sleep(20);
+        await store.claimRedelivery({ guid: 'new', hook: 'app:1', attemptId: 2 });
+        // PostgreSQL stamps with the database's clock; the cut is taken between the two by ours, with 20 ms either side.
+        assert.equal(await store.forgetRedeliveries(cut), 1);
+        assert.deepEqual([...(await store.redeliveries(['old', 'new'])).keys()], ['new']);
+        assert.equal(await store.claimRedelivery({ guid: 'old', hook: 'app:1', attemptId: 3 }), true, 'forgotten: GitHub lists none that old');
+      });
+
+      test('withRecoveryLock: fn runs and its value comes back; while it runs no other pass gets the lock (PostgreSQL: from any instance); a throwing fn lets go', async (store, { reopen }) => {
+        assert.equal(await store.withRecoveryLock(async () => 'done'), 'done');
+        const other = store.kind === 'postgres' && reopen ? await reopen() : undefined;
+        let release!: () => void;
+        const held = new Promise<void>((r) => (release = r));
+        let entered!: () => void;
+        const inside = new Promise<void>((r) => (entered = r));
+        const first = store.withRecoveryLock(async () => {
+          entered();
+          await held;
+          return 1;
+        });
+        await inside;
+        let ran = false;
+        assert.equal(await store.withRecoveryLock(async () => (ran = true)), undefined, 'same instance');
+        if (other) assert.equal(await other.withRecoveryLock(async () => (ran = true)), undefined, 'another instance on the database');
+        assert.equal(ran, false, 'fn is not called without the lock');
+        release();
+        assert.equal(await first, 1);
+        if (other) assert.equal(await other.withRecoveryLock(async () => 2), 2, 'free again once the pass ended');
+        await assert.rejects(store.withRecoveryLock(async () => { throw new Error('pass broke'); }), /pass broke/);
+        assert.equal(await (other ?? store).withRecoveryLock(async () => 3), 3, 'a throwing pass let go of the lock');
+      });
+    });
+
     describe('process life', () => {
       test('recoverInterrupted: SQLite queues again what was running (it owns the file); PostgreSQL returns 0 and leaves running builds to their leases', async (store) => {
         const running = await queued(store, request({ repo: 'one' }));

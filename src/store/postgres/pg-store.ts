@@ -4,10 +4,11 @@ import type { BuildRequest } from '../../intake.js';
 import type { Logger } from '../../log.js';
 import { checkPlan, emptyCounts, requestValues, toDeployment, toRecord, type BuildRow, type DeploymentRow } from '../rows.js';
 import { schemaTooNew } from '../schema-version.js';
-import type { BuildRecord, BuildState, EnqueueResult, Lease, ListQuery, PlannedImage, PlatformImage, ArtifactRecord, PushedRef, Store, DeploymentRecord, DeploymentState, NewDeployment } from '../store.js';
+import type { BuildRecord, BuildState, EnqueueResult, Lease, ListQuery, PlannedImage, PlatformImage, ArtifactRecord, PushedRef, Store, DeploymentRecord, DeploymentState, NewDeployment, Redelivery, RedeliveryState } from '../store.js';
 import { isConnectionError, redactDatabaseUrl, unavailable } from './errors.js';
 import { PgNotifier } from './notifier.js';
 import { MIGRATIONS } from './schema.js';
+import { toRedelivery, type RedeliveryRow } from '../redelivery-rows.js';
 
 // BIGINT columns hold milliseconds and ids, far below 2^53: numbers, not strings.
 pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number(v));
@@ -16,6 +17,8 @@ pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number(v));
 const NOW = `(extract(epoch from clock_timestamp()) * 1000)::bigint`;
 /** Any number: the key of the advisory lock that serialises migrations across starting processes. */
 const MIGRATION_LOCK = 0x646f636b; // 'dock'
+/** The advisory lock one recovery pass holds, so receivers sharing the database take turns ('dockr'). */
+const RECOVERY_LOCK = 0x646f636b72;
 export const QUEUED_CHANNEL = 'dockhook_queued';
 /** A builds row with its needs (the service names of the builds it waits for, a jsonb array), for toRecord; also as a RETURNING list. */
 const COLUMNS = `builds.*, (SELECT COALESCE(jsonb_agg(n.service), '[]'::jsonb) FROM build_needs bn JOIN builds n ON n.id = bn.needs_id WHERE bn.build_id = builds.id) AS needs`;
@@ -482,6 +485,83 @@ export class PgStore implements Store {
   }
 
   /** Other workers may be running: nothing is taken from them. A dead worker's builds come back when their leases run out. */
+  async storedDeliveries(guids: string[]): Promise<Set<string>> {
+    if (guids.length === 0) return new Set();
+    const { rows } = await this.q<{ delivery_id: string }>('SELECT delivery_id FROM deliveries WHERE delivery_id = ANY($1::text[])', [[...new Set(guids)]]);
+    return new Set(rows.map((r) => r.delivery_id));
+  }
+
+  async recoveryCheckpoint(hook: string): Promise<number | undefined> {
+    const { rows } = await this.q<{ checked_to: number }>('SELECT checked_to FROM recovery_checkpoints WHERE hook = $1', [hook]);
+    return rows[0]?.checked_to;
+  }
+
+  async setRecoveryCheckpoint(hook: string, deliveredAt: number): Promise<void> {
+    await this.q(
+      `INSERT INTO recovery_checkpoints (hook, checked_to, updated_at) VALUES ($1, $2, ${NOW})
+       ON CONFLICT (hook) DO UPDATE SET checked_to = GREATEST(recovery_checkpoints.checked_to, excluded.checked_to), updated_at = excluded.updated_at`,
+      [hook, deliveredAt],
+    );
+  }
+
+  async redeliveries(guids: string[]): Promise<Map<string, Redelivery>> {
+    if (guids.length === 0) return new Map();
+    const { rows } = await this.q<RedeliveryRow>('SELECT * FROM redeliveries WHERE guid = ANY($1::text[])', [[...new Set(guids)]]);
+    return new Map(rows.map((r) => [r.guid, toRedelivery(r)]));
+  }
+
+  async claimRedelivery(r: Pick<Redelivery, 'guid' | 'hook' | 'attemptId'>): Promise<boolean> {
+    const { rowCount } = await this.q(
+      `INSERT INTO redeliveries (guid, hook, attempt_id, state, requested_at) VALUES ($1, $2, $3, 'requested', ${NOW}) ON CONFLICT (guid) DO NOTHING`,
+      [r.guid, r.hook, r.attemptId],
+    );
+    return rowCount === 1;
+  }
+
+  async releaseRedelivery(guid: string): Promise<void> {
+    await this.q("DELETE FROM redeliveries WHERE guid = $1 AND state = 'requested'", [guid]);
+  }
+
+  async settleRedelivery(guid: string, state: Exclude<RedeliveryState, 'requested'>): Promise<boolean> {
+    const { rowCount } = await this.q(`UPDATE redeliveries SET state = $1, settled_at = ${NOW} WHERE guid = $2 AND state = 'requested'`, [state, guid]);
+    return rowCount === 1;
+  }
+
+  async forgetRedeliveries(requestedBefore: number): Promise<number> {
+    const { rowCount } = await this.q('DELETE FROM redeliveries WHERE requested_at < $1', [requestedBefore]);
+    return rowCount ?? 0;
+  }
+
+  /**
+   * pg_try_advisory_lock on one pooled connection, held for the whole pass
+   * and unlocked on that same connection after it. A connection that dies
+   * mid-pass lets go of the lock with it (PostgreSQL ends the session's locks).
+   */
+  async withRecoveryLock<T>(fn: () => Promise<T>): Promise<T | undefined> {
+    let client: pg.PoolClient;
+    try {
+      client = await this.pool.connect();
+    } catch (err) {
+      throw isConnectionError(err) ? unavailable(this.url, err) : err;
+    }
+    let lost: Error | boolean | undefined;
+    const onError = (err: Error) => (lost = err);
+    client.on('error', onError);
+    try {
+      const { rows } = await this.q<{ locked: boolean }>('SELECT pg_try_advisory_lock($1) AS locked', [RECOVERY_LOCK], client);
+      if (!rows[0]?.locked) return undefined;
+      try {
+        return await fn();
+      } finally {
+        // Could not unlock: drop the connection rather than return it to the pool still holding the lock.
+        await client.query('SELECT pg_advisory_unlock($1)', [RECOVERY_LOCK]).catch(() => (lost ??= true));
+      }
+    } finally {
+      client.off('error', onError);
+      client.release(lost);
+    }
+  }
+
   async recoverInterrupted(): Promise<number> {
     return 0;
   }

@@ -122,4 +122,21 @@ CREATE UNIQUE INDEX deployments_one_running_per_service ON deployments (service)
 CREATE INDEX deployments_service ON deployments (service, id);
 CREATE INDEX deployments_build ON deployments (build_id);
 `,
+  // 6: recovery of missed deliveries (issue 15): where each hook's last pass stopped, and each GUID asked to be redelivered (once)
+  `
+CREATE TABLE recovery_checkpoints (
+  hook       TEXT PRIMARY KEY,
+  checked_to INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL
+);
+CREATE TABLE redeliveries (
+  guid         TEXT PRIMARY KEY,
+  hook         TEXT NOT NULL,
+  attempt_id   INTEGER NOT NULL,
+  state        TEXT NOT NULL CHECK (state IN ('requested', 'delivered', 'failed', 'refused')),
+  requested_at INTEGER NOT NULL,
+  settled_at   INTEGER
+);
+CREATE INDEX redeliveries_requested_at ON redeliveries (requested_at);
+`,
 ];

@@ -5,8 +5,9 @@ import Database from 'better-sqlite3';
 import type { BuildRequest } from '../../intake.js';
 import { checkPlan, emptyCounts, requestValues, toDeployment, toRecord, type BuildRow, type DeploymentRow } from '../rows.js';
 import { schemaTooNew } from '../schema-version.js';
-import type { BuildRecord, BuildState, EnqueueResult, Lease, ListQuery, PlannedImage, PlatformImage, ArtifactRecord, PushedRef, Store, DeploymentRecord, DeploymentState, NewDeployment } from '../store.js';
+import type { BuildRecord, BuildState, EnqueueResult, Lease, ListQuery, PlannedImage, PlatformImage, ArtifactRecord, PushedRef, Store, DeploymentRecord, DeploymentState, NewDeployment, Redelivery, RedeliveryState } from '../store.js';
 import { MIGRATIONS } from './schema.js';
+import { slices, toRedelivery, type RedeliveryRow } from '../redelivery-rows.js';
 
 /** A builds row with its needs (the service names of the builds it waits for, as a JSON array), for toRecord. */
 const COLUMNS = `builds.*, (SELECT json_group_array(n.service) FROM build_needs bn JOIN builds n ON n.id = bn.needs_id WHERE bn.build_id = builds.id) AS needs`;
@@ -358,6 +359,64 @@ export class SqliteStore implements Store {
       ).run(this.clock() + delayMs, reason ?? null, id, owner).changes === 1;
     if (changed) this.queued.emit('queued');
     return changed;
+  }
+
+  async storedDeliveries(guids: string[]): Promise<Set<string>> {
+    const found = new Set<string>();
+    for (const part of slices([...new Set(guids)])) {
+      const rows = this.prepare<string[], { delivery_id: string }>(`SELECT delivery_id FROM deliveries WHERE delivery_id IN (${part.map(() => '?').join(', ')})`).all(...part);
+      for (const r of rows) found.add(r.delivery_id);
+    }
+    return found;
+  }
+
+  async recoveryCheckpoint(hook: string): Promise<number | undefined> {
+    return this.prepare<[string], { checked_to: number }>('SELECT checked_to FROM recovery_checkpoints WHERE hook = ?').get(hook)?.checked_to;
+  }
+
+  async setRecoveryCheckpoint(hook: string, deliveredAt: number): Promise<void> {
+    this.prepare(
+      `INSERT INTO recovery_checkpoints (hook, checked_to, updated_at) VALUES (?, ?, ?)
+       ON CONFLICT (hook) DO UPDATE SET checked_to = MAX(checked_to, excluded.checked_to), updated_at = excluded.updated_at`,
+    ).run(hook, deliveredAt, this.clock());
+  }
+
+  async redeliveries(guids: string[]): Promise<Map<string, Redelivery>> {
+    const found = new Map<string, Redelivery>();
+    for (const part of slices([...new Set(guids)])) {
+      const rows = this.prepare<string[], RedeliveryRow>(`SELECT * FROM redeliveries WHERE guid IN (${part.map(() => '?').join(', ')})`).all(...part);
+      for (const r of rows) found.set(r.guid, toRedelivery(r));
+    }
+    return found;
+  }
+
+  async claimRedelivery(r: Pick<Redelivery, 'guid' | 'hook' | 'attemptId'>): Promise<boolean> {
+    return this.prepare("INSERT INTO redeliveries (guid, hook, attempt_id, state, requested_at) VALUES (?, ?, ?, 'requested', ?) ON CONFLICT (guid) DO NOTHING")
+      .run(r.guid, r.hook, r.attemptId, this.clock()).changes === 1;
+  }
+
+  async releaseRedelivery(guid: string): Promise<void> {
+    this.prepare("DELETE FROM redeliveries WHERE guid = ? AND state = 'requested'").run(guid);
+  }
+
+  async settleRedelivery(guid: string, state: Exclude<RedeliveryState, 'requested'>): Promise<boolean> {
+    return this.prepare("UPDATE redeliveries SET state = ?, settled_at = ? WHERE guid = ? AND state = 'requested'").run(state, this.clock(), guid).changes === 1;
+  }
+
+  async forgetRedeliveries(requestedBefore: number): Promise<number> {
+    return this.prepare('DELETE FROM redeliveries WHERE requested_at < ?').run(requestedBefore).changes;
+  }
+
+  /** One process owns the file: a pass already running in it is the only other holder. */
+  private recoveryLocked = false;
+  async withRecoveryLock<T>(fn: () => Promise<T>): Promise<T | undefined> {
+    if (this.recoveryLocked) return undefined;
+    this.recoveryLocked = true;
+    try {
+      return await fn();
+    } finally {
+      this.recoveryLocked = false;
+    }
   }
 
   async recoverInterrupted(): Promise<number> {
