@@ -158,6 +158,8 @@ export interface FakeCore {
   /** Throws 404 Not Found for an unknown repository. */
   findRepo(owner: string, name: string): RepoEntry;
   repoJson(r: RepoEntry): Record<string, unknown>;
+  /** The full SHA of the commit `ref` names (branch, tag, SHA), or null. */
+  resolveCommit(r: RepoEntry, ref: string): Promise<string | null>;
 }
 
 export interface UserJson {

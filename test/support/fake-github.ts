@@ -18,8 +18,10 @@ import {
   type RepoEntry,
 } from './fake-github-http.js';
 import { appRouteName, createApps, type FakeGitHubApps } from './fake-github-app.js';
+import { checkRouteName, createChecks, type FakeGitHubChecks } from './fake-github-checks.js';
 
 export type { CreateAppOptions, FakeApp, InstallAppOptions, IssuedToken, Permissions } from './fake-github-app.js';
+export type { CheckRunOutput, RecordedCheckRun } from './fake-github-checks.js';
 
 /**
  * A fake of api.github.com and codeload.github.com that serves real git
@@ -139,7 +141,7 @@ export interface AddRepoOptions {
   truncateTreesOver?: number;
 }
 
-export interface FakeGitHub extends FakeGitHubApps {
+export interface FakeGitHub extends FakeGitHubApps, FakeGitHubChecks {
   apiUrl: string;
   codeloadUrl: string;
   /** Registers (or replaces) a repository; replacing keeps its id, webhooks and statuses. */
@@ -310,8 +312,15 @@ export async function startFakeGitHub(opts: FakeGitHubOptions): Promise<FakeGitH
     return entry;
   }
 
-  const core = { apiUrl, repos: () => [...repos.values()], findRepo, repoJson: (r: RepoEntry) => repoJson(r) };
+  const core = {
+    apiUrl,
+    repos: () => [...repos.values()],
+    findRepo,
+    repoJson: (r: RepoEntry) => repoJson(r),
+    resolveCommit: (r: RepoEntry, ref: string) => resolveCommit(r.repo.dir, ref),
+  };
   const apps = createApps(core);
+  const checks = createChecks(core, apps);
 
   // ------------------------------------------------------------ API routes
 
@@ -992,6 +1001,7 @@ export async function startFakeGitHub(opts: FakeGitHubOptions): Promise<FakeGitH
       const ref = tail.slice(0, -1).join('/');
       if (last === 'statuses' && ref) return listStatuses(ctx, r, ref);
       if (last === 'status' && ref) return combinedStatus(ctx, r, ref);
+      if (last === 'check-runs' && ref) return checks.listForRef(ctx, r, ref);
       return getCommit(ctx, r, joined);
     }
     if (head === 'statuses' && tail.length > 0) {
@@ -999,6 +1009,7 @@ export async function startFakeGitHub(opts: FakeGitHubOptions): Promise<FakeGitH
       if (method === 'GET') return listStatuses(ctx, r, joined);
     }
     if (head === 'hooks') return hookRoutes(ctx, r, tail);
+    if (head === 'check-runs') return checks.routes(ctx, r, tail);
     if (head === 'deployments') return deploymentRoutes(ctx, r, tail);
     if (head === 'git' && tail[0] === 'trees' && tail.length > 1 && method === 'GET') return getTree(ctx, r, tail.slice(1).join('/'));
     throw notFound();
@@ -1116,6 +1127,7 @@ export async function startFakeGitHub(opts: FakeGitHubOptions): Promise<FakeGitH
     setAppWebhook: apps.setAppWebhook,
     expireInstallationTokens: apps.expireInstallationTokens,
     issuedTokens: apps.issuedTokens,
+    ...checks.accessors,
     failNext(match, ...responses) {
       if (responses.length > 0) canned.push({ ...match, responses: [...responses] });
     },
@@ -1151,6 +1163,8 @@ function apiRoute(method: string, segments: string[]): RouteMatch | undefined {
   const joined = tail.join('/');
   const p = (extra: Record<string, string> = {}) => ({ owner, repo, ...extra });
   if (head === undefined) return m(base, p());
+  const checkRoute = checkRouteName(head, tail);
+  if (checkRoute) return m(checkRoute.route, p(checkRoute.params));
   if (head === 'contents') return m(`${base}/contents/{path}`, p({ path: joined }));
   if (head === 'tarball' || head === 'zipball') return m(`${base}/${head}/{ref}`, p({ ref: joined }));
   if (head === 'commits' && tail.length > 0) {
