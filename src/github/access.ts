@@ -64,6 +64,12 @@ function appAccess(o: GitHubAccessOptions, auth: Extract<GitHubAuthConfig, { mod
       const { data } = await appClient.rest.apps.getRepoInstallation({ owner, repo });
       return data.id;
     } catch (err) {
+      // GitHub answers 404 here for an App it does not know as well: ask about the App itself before saying "not installed".
+      if ((err as { status?: number }).status === 404) {
+        await appClient.rest.apps.getAuthenticated().catch((appErr: unknown) => {
+          throw appFailure(appErr, auth.appId);
+        });
+      }
       throw appFailure(err, auth.appId, `${owner}/${repo}`);
     }
   }

@@ -77,6 +77,11 @@ export function createBuildReporter(deps: BuildReporterDeps): BuildReporter {
           const images = await deps.store.listGroup(headId);
           return images.length ? images : [(await deps.store.get(b.id)) ?? b];
         },
+        pullRequestOf: async (b) => {
+          if (b.pullRequest) return b.pullRequest;
+          const recent = await deps.store.list({ repo: `${b.owner}/${b.repo}`, limit: 100 });
+          return recent.find((r) => r.sha === b.sha && r.pullRequest)?.pullRequest;
+        },
         pageUrl,
         log,
       })

@@ -11,6 +11,8 @@ export interface PrCommentSources {
   github: GitHubAccess;
   /** The builds one comment covers: a merge's images (its group), or the build alone. */
   buildsOf: (build: BuildRecord) => Promise<BuildRecord[]>;
+  /** The pull request a build belongs to: its own, or (a Re-run, a push) that of an earlier build of the commit. */
+  pullRequestOf: (build: BuildRecord) => Promise<BuildRecord['pullRequest']>;
   pageUrl: (id: number) => string | undefined;
   log: Logger;
 }
@@ -40,9 +42,7 @@ export function commentBody(builds: BuildRecord[], pageUrl: (id: number) => stri
 export function prCommenter(src: PrCommentSources) {
   const chains = new Map<string, Promise<void>>();
 
-  async function upsert(build: BuildRecord): Promise<void> {
-    const pr = build.pullRequest;
-    if (!pr) return;
+  async function upsert(build: BuildRecord, pr: NonNullable<BuildRecord['pullRequest']>): Promise<void> {
     const octokit = await src.github.forRepo(build.owner, build.repo);
     const where = { owner: build.owner, repo: build.repo };
     const body = commentBody(await src.buildsOf(build), src.pageUrl);
@@ -57,17 +57,18 @@ export function prCommenter(src: PrCommentSources) {
   }
 
   return {
-    update(build: BuildRecord): Promise<void> {
-      if (!build.pullRequest) return Promise.resolve();
-      const key = `${build.owner}/${build.repo}#${build.pullRequest.number}`.toLowerCase();
-      const next = (chains.get(key) ?? Promise.resolve()).then(() => upsert(build)).catch((err: unknown) => {
-        src.log.warn({ build: build.id, pr: build.pullRequest?.number, err: { message: (err as Error).message, status: (err as { status?: number }).status } }, 'could not update the pull request comment on GitHub');
+    async update(build: BuildRecord): Promise<void> {
+      const pr = await src.pullRequestOf(build).catch(() => undefined);
+      if (!pr) return;
+      const key = `${build.owner}/${build.repo}#${pr.number}`.toLowerCase();
+      const next = (chains.get(key) ?? Promise.resolve()).then(() => upsert(build, pr)).catch((err: unknown) => {
+        src.log.warn({ build: build.id, pr: pr.number, err: { message: (err as Error).message, status: (err as { status?: number }).status } }, 'could not update the pull request comment on GitHub');
       });
       chains.set(key, next);
       void next.then(() => {
         if (chains.get(key) === next) chains.delete(key);
       });
-      return next;
+      await next;
     },
   };
 }

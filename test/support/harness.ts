@@ -12,6 +12,7 @@ import { startService, type Service } from '../../src/service.js';
 import { ensureBusyboxImage } from './base-image.js';
 import { mergedPullRequestPayload, postDelivery, type SignOptions } from './deliveries.js';
 import { startFakeGitHub, type FakeGitHub } from './fake-github.js';
+import type { CreateAppOptions, FakeApp } from './fake-github-app.js';
 import { createGitRepo, type GitRepo } from './git-repo.js';
 import { startRegistry, type TestRegistry, type TestRegistryOptions } from './registry-server.js';
 
@@ -28,12 +29,21 @@ export interface HarnessOptions {
   dockerSocket?: string;
   /** Extra environment for loadConfig, e.g. { BUILD_CONCURRENCY: '1' }. */
   env?: Record<string, string>;
+  /**
+   * GitHub App mode: the fake GitHub gets an App whose key dockhook is given
+   * (APP_ID + PRIVATE_KEY, no GITHUB_TOKEN), installed on each owner that
+   * createRepo names; merge() deliveries carry that installation.
+   */
+  app?: CreateAppOptions;
 }
 
 export interface Harness {
   url: string;
   service: Service;
   github: FakeGitHub;
+  /** App mode: the App, and the installation of each owner createRepo named. */
+  app?: FakeApp;
+  installations: Map<string, number>;
   registry: TestRegistry;
   config: Config;
   dataDir: string;
@@ -69,7 +79,10 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
   const dataDir = await mkdtemp(join(tmpdir(), 'dockhook-data-'));
   const github = await startFakeGitHub({ token: TOKEN });
   const registry = opts.sharedRegistry ?? (await startRegistry(opts.registry));
-  const config = loadConfig(dockhookEnv(github, registry, dataDir, opts.env));
+  const app = opts.app ? github.createApp(opts.app) : undefined;
+  const installations = new Map<string, number>();
+  const appEnv: Record<string, string> = app ? { GITHUB_TOKEN: '', APP_ID: String(app.appId), PRIVATE_KEY: app.privateKey } : {};
+  const config = loadConfig(dockhookEnv(github, registry, dataDir, { ...appEnv, ...opts.env }));
   const logFile = join(dataDir, 'dockhook.log');
   const log = createLogger(config.logLevel, pino.destination({ dest: logFile, sync: true }));
   const service = await startService(config, { log, docker: opts.dockerSocket ? new Docker({ socketPath: opts.dockerSocket }) : undefined });
@@ -79,6 +92,8 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     url: service.url,
     service,
     github,
+    app,
+    installations,
     registry,
     config,
     dataDir,
@@ -86,11 +101,16 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
       const repo = await createGitRepo(files);
       repos.push(repo);
       github.addRepo(owner, name, repo);
+      if (app && !installations.has(owner)) installations.set(owner, github.installApp(app.appId, { account: owner, repositories: 'all' }).installationId);
       return repo;
     },
     deliver: (payload, signOpts) => postDelivery(`${service.url}/webhook`, SECRET, payload, signOpts),
-    merge: (owner, name, sha, o = {}) =>
-      postDelivery(`${service.url}/webhook`, SECRET, mergedPullRequestPayload({ owner, repo: name, sha, number: o.number, mergedAt: o.mergedAt, branch: o.branch }), { id: o.id }),
+    merge: (owner, name, sha, o = {}) => {
+      const payload = mergedPullRequestPayload({ owner, repo: name, sha, number: o.number, mergedAt: o.mergedAt, branch: o.branch });
+      const installation = installations.get(owner);
+      if (installation !== undefined) payload.installation = { id: installation, node_id: `MDIzOkludGVncmF0aW9uSW5zdGFsbGF0aW9u${installation}` };
+      return postDelivery(`${service.url}/webhook`, SECRET, payload, { id: o.id });
+    },
     async waitForBuild(id, timeoutMs = 120_000) {
       const deadline = Date.now() + timeoutMs;
       for (;;) {
