@@ -19,9 +19,11 @@ import {
 } from './fake-github-http.js';
 import { appRouteName, createApps, type FakeGitHubApps } from './fake-github-app.js';
 import { checkRouteName, createChecks, type FakeGitHubChecks } from './fake-github-checks.js';
+import { commentRouteName, createComments, type FakeGitHubComments } from './fake-github-comments.js';
 
 export type { CreateAppOptions, FakeApp, InstallAppOptions, IssuedToken, Permissions } from './fake-github-app.js';
 export type { CheckRunOutput, RecordedCheckRun } from './fake-github-checks.js';
+export type { CommentAuthor, RecordedComment } from './fake-github-comments.js';
 
 /**
  * A fake of api.github.com and codeload.github.com that serves real git
@@ -141,7 +143,7 @@ export interface AddRepoOptions {
   truncateTreesOver?: number;
 }
 
-export interface FakeGitHub extends FakeGitHubApps, FakeGitHubChecks {
+export interface FakeGitHub extends FakeGitHubApps, FakeGitHubChecks, FakeGitHubComments {
   apiUrl: string;
   codeloadUrl: string;
   /** Registers (or replaces) a repository; replacing keeps its id, webhooks and statuses. */
@@ -321,6 +323,7 @@ export async function startFakeGitHub(opts: FakeGitHubOptions): Promise<FakeGitH
   };
   const apps = createApps(core);
   const checks = createChecks(core, apps);
+  const comments = createComments(core, apps);
 
   // ------------------------------------------------------------ API routes
 
@@ -1010,6 +1013,7 @@ export async function startFakeGitHub(opts: FakeGitHubOptions): Promise<FakeGitH
     }
     if (head === 'hooks') return hookRoutes(ctx, r, tail);
     if (head === 'check-runs') return checks.routes(ctx, r, tail);
+    if (head === 'issues') return comments.routes(ctx, r, tail);
     if (head === 'deployments') return deploymentRoutes(ctx, r, tail);
     if (head === 'git' && tail[0] === 'trees' && tail.length > 1 && method === 'GET') return getTree(ctx, r, tail.slice(1).join('/'));
     throw notFound();
@@ -1128,6 +1132,7 @@ export async function startFakeGitHub(opts: FakeGitHubOptions): Promise<FakeGitH
     expireInstallationTokens: apps.expireInstallationTokens,
     issuedTokens: apps.issuedTokens,
     ...checks.accessors,
+    ...comments.accessors,
     failNext(match, ...responses) {
       if (responses.length > 0) canned.push({ ...match, responses: [...responses] });
     },
@@ -1163,8 +1168,8 @@ function apiRoute(method: string, segments: string[]): RouteMatch | undefined {
   const joined = tail.join('/');
   const p = (extra: Record<string, string> = {}) => ({ owner, repo, ...extra });
   if (head === undefined) return m(base, p());
-  const checkRoute = checkRouteName(head, tail);
-  if (checkRoute) return m(checkRoute.route, p(checkRoute.params));
+  const named = checkRouteName(head, tail) ?? commentRouteName(head, tail);
+  if (named) return m(named.route, p(named.params));
   if (head === 'contents') return m(`${base}/contents/{path}`, p({ path: joined }));
   if (head === 'tarball' || head === 'zipball') return m(`${base}/${head}/{ref}`, p({ ref: joined }));
   if (head === 'commits' && tail.length > 0) {
