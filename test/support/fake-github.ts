@@ -20,10 +20,12 @@ import {
 import { appRouteName, createApps, type FakeGitHubApps } from './fake-github-app.js';
 import { checkRouteName, createChecks, type FakeGitHubChecks } from './fake-github-checks.js';
 import { commentRouteName, createComments, type FakeGitHubComments } from './fake-github-comments.js';
+import { createDeliveries, deliveryRouteName, type FakeGitHubDeliveries } from './fake-github-deliveries.js';
 
 export type { CreateAppOptions, FakeApp, InstallAppOptions, IssuedToken, Permissions } from './fake-github-app.js';
 export type { CheckRunOutput, RecordedCheckRun } from './fake-github-checks.js';
 export type { CommentAuthor, RecordedComment } from './fake-github-comments.js';
+export type { DeliverOptions, DeliveryTarget, RecordedDelivery, RedeliveryRequest } from './fake-github-deliveries.js';
 
 /**
  * A fake of api.github.com and codeload.github.com that serves real git
@@ -143,7 +145,7 @@ export interface AddRepoOptions {
   truncateTreesOver?: number;
 }
 
-export interface FakeGitHub extends FakeGitHubApps, FakeGitHubChecks, FakeGitHubComments {
+export interface FakeGitHub extends FakeGitHubApps, FakeGitHubChecks, FakeGitHubComments, FakeGitHubDeliveries {
   apiUrl: string;
   codeloadUrl: string;
   /** Registers (or replaces) a repository; replacing keeps its id, webhooks and statuses. */
@@ -324,6 +326,7 @@ export async function startFakeGitHub(opts: FakeGitHubOptions): Promise<FakeGitH
   const apps = createApps(core);
   const checks = createChecks(core, apps);
   const comments = createComments(core, apps);
+  const deliveries = createDeliveries(core, apps, (r) => hooksOf(r));
 
   // ------------------------------------------------------------ API routes
 
@@ -675,6 +678,7 @@ export async function startFakeGitHub(opts: FakeGitHubOptions): Promise<FakeGitH
       throw notFound();
     }
     const hook = findHook(r, rest[0]);
+    if (rest[1] === 'deliveries') return deliveries.repoRoutes(ctx, r, hook, rest.slice(2));
     const sub = rest.slice(1).join('/');
     if (sub === '' && method === 'GET') return send(ctx.res, 200, hookJson(r, hook), apiHeaders());
     if (sub === '' && method === 'PATCH') return updateHook(ctx, r, hook);
@@ -1024,6 +1028,7 @@ export async function startFakeGitHub(opts: FakeGitHubOptions): Promise<FakeGitH
     const [first, ...rest] = ctx.segments;
     const method = ctx.req.method ?? 'GET';
     // The App's own endpoints take a JWT (fake-github-app.ts); everything else the token or an installation token.
+    if (first === 'app' && rest[0] === 'hook' && rest[1] === 'deliveries') return deliveries.appRoutes(ctx, apps.authenticateJwt(ctx), rest.slice(2));
     if (first === 'app') return apps.appRoutes(ctx, rest);
     if (method === 'GET' && rest.length === 3 && first === 'repos' && rest[2] === 'installation') return apps.accountInstallation(ctx, rest[0], rest[1]);
     if (method === 'GET' && rest.length === 2 && (first === 'orgs' || first === 'users') && rest[1] === 'installation') {
@@ -1133,10 +1138,12 @@ export async function startFakeGitHub(opts: FakeGitHubOptions): Promise<FakeGitH
     issuedTokens: apps.issuedTokens,
     ...checks.accessors,
     ...comments.accessors,
+    ...deliveries.accessors,
     failNext(match, ...responses) {
       if (responses.length > 0) canned.push({ ...match, responses: [...responses] });
     },
     async close() {
+      await deliveries.accessors.deliveriesSettled();
       for (const child of children) child.kill();
       await Promise.all([closeServer(apiServer), closeServer(codeloadServer)]);
     },
@@ -1186,6 +1193,8 @@ function apiRoute(method: string, segments: string[]): RouteMatch | undefined {
     const sub = tail.slice(1).join('/');
     if (sub === '') return m(`${base}/hooks/{hook_id}`, hook);
     if (sub === 'config' || sub === 'pings' || sub === 'tests') return m(`${base}/hooks/{hook_id}/${sub}`, hook);
+    const delivery = deliveryRouteName(tail.slice(1));
+    if (delivery) return m(delivery.route, { ...hook, ...delivery.params });
   }
   if (head === 'deployments') {
     if (tail.length === 0) return m(`${base}/deployments`, p());
