@@ -114,6 +114,8 @@ describe('GitHub App mode: installation tokens, check runs, Re-run, the PR comme
   it('a failed build: conclusion failure, the reason as title, the last log lines as text', async () => {
     await repo.commit({ Dockerfile: 'FROM busybox:latest\nRUN echo "the-last-words `x`" && exit 3\n', 'dockerInfo.json': JSON.stringify({ service_name: 'app-widget', version: '1.1' }) }, 'break it');
     const sha = repo.head();
+    // Someone else's comment with dockhook's marker is not dockhook's: it is left alone.
+    h.github.addComment(OWNER, 'widget', pr + 1, { login: 'mallory', body: '<!-- dockhook -->\nnot from dockhook' });
     const build = await finished(await h.merge(OWNER, 'widget', sha, { number: ++pr }));
     assert.equal(build.state, 'failed');
     const run = await completedRun(sha, build.id);
@@ -121,7 +123,11 @@ describe('GitHub App mode: installation tokens, check runs, Re-run, the PR comme
     assert.match(run.output.title ?? '', /exit code 3|returned a non-zero code: 3|exit/i);
     assert.match(run.output.text ?? '', /the-last-words/);
     assert.ok((run.output.text ?? '').length <= 65535);
-    const comment = h.github.commentsOn(OWNER, 'widget', pr)[0]!;
+    const comments = await until('dockhook commented', async () => (h.github.commentsOn(OWNER, 'widget', pr).length === 2 ? h.github.commentsOn(OWNER, 'widget', pr) : undefined), 30_000);
+    assert.equal(comments[0]!.body, '<!-- dockhook -->\nnot from dockhook');
+    assert.equal(comments[0]!.edits.length, 0);
+    const comment = comments[1]!;
+    assert.equal(comment.user.login, 'dockhook-test[bot]');
     assert.match(comment.body, /failed/);
     assert.match(comment.body, new RegExp(`\\(${PUBLIC_URL.replace(/\./g, '\\.')}/builds/${build.id}\\)`));
   });

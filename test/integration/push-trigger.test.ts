@@ -3,6 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import { examplePayload } from '../support/deliveries.js';
 import { startHarness, type Harness } from '../support/harness.js';
 import type { GitRepo } from '../support/git-repo.js';
+import { until } from '../support/wait.js';
 
 const OWNER = 'push-org';
 const NAME = 'config';
@@ -26,7 +27,7 @@ describe('TRIGGER_PUSH: pushes to build branches are built (real engine, real re
   let repo: GitRepo;
 
   before(async () => {
-    h = await startHarness({ env: { TRIGGER_PUSH: 'true' } });
+    h = await startHarness({ env: { TRIGGER_PUSH: 'true', PR_COMMENT: 'true' } });
     repo = await h.createRepo(OWNER, NAME, {
       'dockerInfo.json': JSON.stringify({ service_name: 'pushed-app', version: '1.0' }),
       Dockerfile: 'FROM busybox:latest\nCOPY hello.txt /hello.txt\nCMD ["cat", "/hello.txt"]\n',
@@ -61,7 +62,13 @@ describe('TRIGGER_PUSH: pushes to build branches are built (real engine, real re
     const push = await h.deliver(pushPayload({ sha }), { event: 'push' });
     assert.equal(push.status, 200);
     assert.deepEqual(push.body, { duplicate: merge.body.build });
-    assert.equal((await h.waitForBuild(merge.body.build as number)).state, 'succeeded');
+    const build = await h.waitForBuild(merge.body.build as number);
+    assert.equal(build.state, 'succeeded');
+    // PR_COMMENT in token mode: the comment is the token user's, with the pull lines.
+    const comments = await until('the PR comment', async () => (h.github.commentsOn(OWNER, NAME, 8).length ? h.github.commentsOn(OWNER, NAME, 8) : undefined), 30_000);
+    assert.equal(comments.length, 1);
+    assert.equal(comments[0]!.user.login, 'dockhook-bot');
+    for (const p of build.pushed) assert.ok(comments[0]!.body.includes(`docker pull ${p.ref}`), comments[0]!.body);
   });
 
   it('says why a deleted branch, a tag or another branch is not built', async () => {
