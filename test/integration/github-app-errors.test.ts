@@ -16,6 +16,7 @@ describe('GitHub App mode: bad keys, a wrong App ID and a missing installation, 
   let gh: FakeGitHub;
   let app: FakeApp;
   let repo: GitRepo;
+  let installed: number;
 
   before(async () => {
     gh = await startFakeGitHub({ token: 'ghp_unused_in_app_mode' });
@@ -23,7 +24,7 @@ describe('GitHub App mode: bad keys, a wrong App ID and a missing installation, 
     gh.addRepo('installed-org', 'widget', repo);
     gh.addRepo('elsewhere', 'gadget', repo);
     app = gh.createApp({ slug: 'dockhook-errors' });
-    gh.installApp(app.appId, { account: 'installed-org', repositories: 'all', permissions: { contents: 'read', metadata: 'read', statuses: 'write' } });
+    installed = gh.installApp(app.appId, { account: 'installed-org', repositories: 'all', permissions: { contents: 'read', metadata: 'read', statuses: 'write' } }).installationId;
   });
   after(async () => {
     await gh?.close();
@@ -37,6 +38,22 @@ describe('GitHub App mode: bad keys, a wrong App ID and a missing installation, 
     const octokit = await access(app.appId, app.privateKey).forRepo('installed-org', 'widget');
     const { data } = await octokit.rest.repos.get({ owner: 'installed-org', repo: 'widget' });
     assert.equal(data.full_name, 'installed-org/widget');
+  });
+
+  it('keeps a token until 5 minutes before its expires_at, then asks for a new one', async () => {
+    const tokens = () => gh.issuedTokens().filter((t) => t.installationId === installed).length;
+    const octokit = await access(app.appId, app.privateKey).forRepo('installed-org', 'widget');
+    const first = tokens();
+    await octokit.rest.repos.get({ owner: 'installed-org', repo: 'widget' });
+    await octokit.rest.repos.get({ owner: 'installed-org', repo: 'widget' });
+    assert.equal(tokens(), first + 1, 'one token for both requests');
+    // An App whose tokens live 4 minutes: each is already inside the renewal margin.
+    const shortLived = gh.createApp({ slug: 'short-lived', tokenTtlSeconds: 240 });
+    const id = gh.installApp(shortLived.appId, { account: 'installed-org', repositories: 'all', permissions: { contents: 'read', metadata: 'read' } }).installationId;
+    const client = await access(shortLived.appId, shortLived.privateKey).forRepo('installed-org', 'widget');
+    await client.rest.repos.get({ owner: 'installed-org', repo: 'widget' });
+    await client.rest.repos.get({ owner: 'installed-org', repo: 'widget' });
+    assert.equal(gh.issuedTokens().filter((t) => t.installationId === id).length, 2);
   });
 
   it('a repository the App is not installed on: says so and how to install it', async () => {
