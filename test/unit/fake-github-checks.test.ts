@@ -4,18 +4,9 @@ import { Octokit } from '@octokit/rest';
 import { createAppAuth } from '@octokit/auth-app';
 import { createGitRepo, type GitRepo } from '../support/git-repo.js';
 import { startFakeGitHub, type FakeApp, type FakeGitHub } from '../support/fake-github.js';
+import { quiet, rejection } from '../support/octokit-rejection.js';
 
 const TOKEN = 'ghp_fake_token_for_tests';
-const quiet = { debug() {}, info() {}, warn() {}, error() {} };
-
-async function rejection(p: Promise<unknown>): Promise<{ status: number; response?: { data: any; headers: Record<string, string> } }> {
-  try {
-    await p;
-  } catch (err) {
-    return err as { status: number; response?: { data: any; headers: Record<string, string> } };
-  }
-  assert.fail('expected the request to fail');
-}
 
 describe('fake GitHub: check runs', () => {
   let repo: GitRepo;

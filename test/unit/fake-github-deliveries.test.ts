@@ -8,9 +8,9 @@ import { verify } from '@octokit/webhooks-methods';
 import { createGitRepo, type GitRepo } from '../support/git-repo.js';
 import { startFakeGitHub, type FakeApp, type FakeGitHub } from '../support/fake-github.js';
 import { mergedPullRequestPayload } from '../support/deliveries.js';
+import { quiet } from '../support/octokit-rejection.js';
 
 const TOKEN = 'ghp_fake_token_for_tests';
-const quiet = { debug() {}, info() {}, warn() {}, error() {} };
 
 interface Received {
   headers: IncomingHttpHeaders;

@@ -11,27 +11,16 @@ import { createGitRepo, git, gitEnv, type GitRepo } from '../support/git-repo.js
 import { startFakeGitHub, type FakeGitHub } from '../support/fake-github.js';
 import { examplePayload, mergedPullRequestPayload, signDelivery } from '../support/deliveries.js';
 import { freePort } from '../support/ports.js';
+import { quiet, rejection } from '../support/octokit-rejection.js';
 
 const execFileAsync = promisify(execFile);
 const TOKEN = 'ghp_fake_token_for_tests';
 const OWNER = 'acme';
 const NAME = 'widget';
-// The request-log plugin would print every 4xx/5xx this file provokes on purpose.
-const quiet = { debug() {}, info() {}, warn() {}, error() {} };
 
 // Longer than 60 base64 characters, to see GitHub's line wrapping.
 const DOCKERFILE = 'FROM busybox\nCOPY app.txt /app.txt\nCMD ["cat", "/app.txt"]\n';
 const BINARY = Buffer.from(Array.from({ length: 256 }, (_, i) => i));
-
-/** Reads the status of an Octokit error without `any`. */
-async function rejection(p: Promise<unknown>): Promise<{ status: number; response?: { data: any; headers: Record<string, string> } }> {
-  try {
-    await p;
-  } catch (err) {
-    return err as { status: number; response?: { data: any; headers: Record<string, string> } };
-  }
-  assert.fail('expected the request to fail');
-}
 
 describe('fake GitHub', () => {
   let repo: GitRepo;
