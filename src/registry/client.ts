@@ -1,9 +1,10 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
+import { EMPTY_CONFIG_DESCRIPTOR } from './artifact.js';
 import { RegistryTransport, type Credentials } from './auth.js';
 import { blobExists, openBlob, pushScope, uploadBlob, type OpenedBlob, type UploadBlobOptions, type UploadedBlob } from './blobs.js';
 import { RegistryError, errorFromResponse, readRegistryErrorBody } from './errors.js';
-import { MANIFEST_ACCEPT, configFacts, inspectList, isList, isSchema1, schema1Config, type ImageConfig, type Manifest, type ManifestBody } from './manifests.js';
+import { MANIFEST_ACCEPT, MEDIA_TYPES, configFacts, inspectList, isList, isSchema1, schema1Config, type ImageConfig, type Manifest, type ManifestBody } from './manifests.js';
 import { checkName, checkReference, checkTag, isValidDigest } from './names.js';
 
 export { RegistryError } from './errors.js';
@@ -50,6 +51,23 @@ export interface RegistryClient {
   getManifestDigest(name: string, reference: string): Promise<string | undefined>;
   describeTag(name: string, tag: string): Promise<TagInfo | undefined>;
   deleteTag(name: string, tag: string): Promise<{ digest: string }>;
+  /**
+   * DELETE /v2/<name>/manifests/<digest>: the manifest, and every tag of this
+   * repository that names it, even when none does (deleteTag needs a tag to
+   * find the digest). 404 MANIFEST_UNKNOWN when the registry has no such manifest.
+   */
+  deleteManifest(name: string, digest: string): Promise<void>;
+  /**
+   * Removes the tag alone: the manifest it names stays, with its other tags
+   * (deleteTag deletes the manifest, and every tag of it). Registry 2.8 has
+   * no tag deletion (DELETE /v2/<name>/manifests/<tag> answers 400
+   * DIGEST_INVALID), and a registry that had one might delete the manifest
+   * instead, so the tag is moved onto a placeholder of its own (UNTAGGED_TYPE:
+   * the empty config, annotated with the tag and a nonce, so no other tag can
+   * name it), which is then deleted by its digest. Returns the digest the tag
+   * named; 404 MANIFEST_UNKNOWN when there is no such tag.
+   */
+  untag(name: string, tag: string): Promise<{ digest: string }>;
   /** The manifest (or list/index) by tag or digest, byte for byte; undefined when the registry answers 404. */
   getManifestBytes(name: string, reference: string): Promise<ManifestBytes | undefined>;
   /**
@@ -65,6 +83,10 @@ export interface RegistryClient {
   /** A blob as a stream that checks its digest, never buffered (see blobs.ts). */
   openBlob(name: string, digest: string): Promise<OpenedBlob>;
 }
+
+/** The artifactType of untag's placeholders, and the annotation naming the tag each one took over. */
+export const UNTAGGED_TYPE = 'application/vnd.dockhook.untagged.v1';
+export const UNTAGGED_ANNOTATION = 'dev.dockhook.untagged';
 
 const DELETE_DISABLED =
   'the registry has deletion disabled; start it with REGISTRY_STORAGE_DELETE_ENABLED=true (storage.delete.enabled: true) to allow deleting images';
@@ -156,6 +178,22 @@ export function createRegistryClient(o: RegistryClientOptions): RegistryClient {
     return ((await res.json().catch(() => ({}))) ?? {}) as ImageConfig;
   }
 
+  /** DELETE /v2/<name>/manifests/<digest>; the registry takes every tag of it in <name> along. */
+  async function deleteByDigest(name: string, digest: string): Promise<void> {
+    const path = `/v2/${name}/manifests/${digest}`;
+    const res = await t.send(path, { method: 'DELETE', scope: `repository:${name}:delete` });
+    if (res.status === 405) {
+      await res.body?.cancel();
+      throw new RegistryError(405, DELETE_DISABLED, { code: 'UNSUPPORTED', hint: 'set REGISTRY_STORAGE_DELETE_ENABLED=true on the registry' });
+    }
+    if (res.status === 404) {
+      await res.body?.cancel();
+      throw new RegistryError(404, `manifest ${name}@${digest} not found in the registry`, { code: 'MANIFEST_UNKNOWN' });
+    }
+    if (!res.ok) throw await errorFromResponse(res, `DELETE ${path}`);
+    await res.body?.cancel();
+  }
+
   return {
     async ping() {
       const res = await t.sendOnce('/v2/');
@@ -214,6 +252,45 @@ export function createRegistryClient(o: RegistryClientOptions): RegistryClient {
       }
       if (!res.ok) throw await errorFromResponse(res, `DELETE ${path}`);
       await res.body?.cancel();
+      return { digest };
+    },
+
+    async deleteManifest(name, digest) {
+      checkName(name);
+      if (!isValidDigest(digest)) throw new RegistryError(400, `invalid digest ${JSON.stringify(digest)}: expected sha256:<64 hex digits>`, { code: 'DIGEST_INVALID' });
+      await deleteByDigest(name, digest);
+    },
+
+    async untag(name, tag) {
+      checkName(name);
+      checkTag(tag);
+      const digest = await headDigest(name, tag);
+      if (!digest) throw new RegistryError(404, `tag ${name}:${tag} not found in the registry`, { code: 'MANIFEST_UNKNOWN' });
+      // The placeholder's config (and its one layer, as image-spec 1.1 asks of an artifact without files) is `{}`: once per repository.
+      await uploadBlob(t, name, Buffer.from('{}'), { digest: EMPTY_CONFIG_DESCRIPTOR.digest, size: EMPTY_CONFIG_DESCRIPTOR.size });
+      const placeholder = Buffer.from(
+        JSON.stringify({
+          schemaVersion: 2,
+          mediaType: MEDIA_TYPES.ociManifest,
+          artifactType: UNTAGGED_TYPE,
+          config: EMPTY_CONFIG_DESCRIPTOR,
+          layers: [EMPTY_CONFIG_DESCRIPTOR],
+          annotations: { [UNTAGGED_ANNOTATION]: `${name}:${tag}`, 'org.opencontainers.image.created': new Date().toISOString(), 'dev.dockhook.nonce': randomUUID() },
+        }),
+      );
+      const putPath = `/v2/${name}/manifests/${tag}`;
+      const put = await sendWithBody(putPath, 'PUT', placeholder, { 'content-type': MEDIA_TYPES.ociManifest }, pushScope(name));
+      if (!put.ok) throw await errorFromResponse(put, `PUT ${putPath}`);
+      await put.body?.cancel();
+      const own = sha256(placeholder);
+      const stored = put.headers.get('docker-content-digest') ?? own;
+      try {
+        await deleteByDigest(name, stored);
+      } catch (e) {
+        const err = e instanceof RegistryError ? e : new RegistryError(502, String(e));
+        // The tag moved off `digest` (which is untouched) but still names the placeholder: say which, so it can be deleted by hand.
+        throw new RegistryError(err.status, `${name}:${tag} no longer names ${digest}, but the placeholder ${stored} it was moved to could not be deleted: ${err.message}`, { code: err.code, hint: err.hint ?? `delete ${name}@${stored} (DELETE /v2/${name}/manifests/${stored})`, cause: e });
+      }
       return { digest };
     },
 

@@ -13,7 +13,10 @@ import { ARTIFACT_ANNOTATIONS, ARTIFACT_TAG_PREFIX, PLATFORM_TAG_PREFIX, isInter
  *   remaining index (of any tag that is not internal) names them and no tag
  *   other than the deleted versions' own `_platform-<sha7>-…` tags does. A
  *   child shared with a version that stays, or tagged by a build still in
- *   progress (its `_platform-` tags come before its index), stays.
+ *   progress (its `_platform-` tags come before its index), stays, and only
+ *   the deleted versions' own `_platform-` tags on it go (registry.untag):
+ *   left behind, such a tag would count as a build in progress and keep the
+ *   child after the last version that names it is deleted.
  * - every artifact whose dev.dockhook.image.digest annotation names one of
  *   the deleted digests (an index, a child or a single image).
  *
@@ -27,7 +30,7 @@ import { ARTIFACT_ANNOTATIONS, ARTIFACT_TAG_PREFIX, PLATFORM_TAG_PREFIX, isInter
  */
 
 export interface DependentsOutcome {
-  /** Internal tags gone with the children and artifacts deleted (every tag of each digest), sorted. */
+  /** Internal tags gone: with the children and artifacts deleted (every tag of each digest), and the deleted versions' own `_platform-` tags on a child that stays; sorted. */
   removedTags: string[];
   /** Child and artifact digests deleted, sorted. */
   removedDigests: string[];
@@ -97,29 +100,43 @@ export async function deleteWithDependents(
     return { removedTags, removedDigests, failures };
   }
 
-  /** Deletes `digest` through a tag naming it, checked just before; false when it could not. */
+  /**
+   * Deletes `digest` by its digest (deleteManifest), tagged or not: a child
+   * whose `_platform-` tag a forced rebuild of its commit moved elsewhere has
+   * no tag left. Its tags go with it; they are read again just before, so a
+   * tag moved meanwhile is not reported. False when it could not.
+   */
   const remove = async (digest: string, what: string): Promise<boolean> => {
     const tags = [...now].filter(([, d]) => d === digest).map(([t]) => t).sort();
-    const via = tags.find(isInternalTag) ?? tags[0];
-    if (!via) {
-      failures.push(`could not delete ${what} ${image}@${digest}: no tag names it, and the registry client deletes through a tag`);
-      return false;
-    }
+    const named = tags.length ? `${image}:${tags.join(', ')} (${digest})` : `${image}@${digest}`;
     try {
-      const current = await registry.getManifestDigest(image, via);
-      if (current !== digest) {
-        failures.push(`skipped ${image}:${via} (${what}): it moved to ${current ?? 'nothing'} meanwhile`);
-        return false;
-      }
-      await registry.deleteTag(image, via);
-      removedTags.push(...tags);
+      const still = await Promise.all(tags.map((t) => limit(async () => ((await registry.getManifestDigest(image, t)) === digest ? [t] : []))));
+      await registry.deleteManifest(image, digest);
+      removedTags.push(...still.flat());
       removedDigests.push(digest);
       tags.forEach((t) => now.delete(t));
       return true;
     } catch (err) {
-      failures.push(`could not delete ${what} ${image}:${tags.join(', ')} (${digest}): ${describeFailure(err)}`);
+      failures.push(`could not delete ${what} ${named}: ${describeFailure(err)}`);
       if (stopsEverything(err)) throw err;
       return false;
+    }
+  };
+
+  /** Removes `tag` alone from `digest` (a platform image that stays), checked just before. */
+  const untag = async (tag: string, digest: string): Promise<void> => {
+    try {
+      const current = await registry.getManifestDigest(image, tag);
+      if (current !== digest) {
+        failures.push(`skipped ${image}:${tag}: it moved to ${current ?? 'nothing'} meanwhile`);
+        return;
+      }
+      await registry.untag(image, tag);
+      removedTags.push(tag);
+      now.delete(tag);
+    } catch (err) {
+      failures.push(`could not remove the tag ${image}:${tag} from the platform image ${digest}, which stays (another version or a build in progress names it): ${describeFailure(err)}`);
+      if (stopsEverything(err)) throw err;
     }
   };
 
@@ -141,6 +158,15 @@ export async function deleteWithDependents(
       const ignoreTags = [...now.keys()].filter((t) => t.startsWith(PLATFORM_TAG_PREFIX) && shas.has(t.slice(PLATFORM_TAG_PREFIX.length, PLATFORM_TAG_PREFIX.length + 7)));
       for (const child of childrenOnlyReferencedBy(deleted, { tags: now, indexes, ignoreTags })) {
         if (await remove(child, 'platform image')) goneChildren.add(child);
+      }
+      // What is left of those tags names a child of a deleted index that stays: the tag goes, the child stays. Not a
+      // tag that names something else (a forced rebuild of the commit in progress), nor one of a commit a kept version has.
+      const own = new Set(gone.flatMap((d) => children.get(d)!));
+      const keptShas = new Set([...now.keys()].flatMap((t) => SHA_TAG.exec(t)?.[1] ?? []));
+      for (const tag of ignoreTags.sort()) {
+        const digest = now.get(tag);
+        if (digest === undefined || !own.has(digest) || keptShas.has(tag.slice(PLATFORM_TAG_PREFIX.length, PLATFORM_TAG_PREFIX.length + 7))) continue;
+        await untag(tag, digest);
       }
     }
 

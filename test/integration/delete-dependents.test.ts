@@ -15,7 +15,7 @@ import { createMetrics } from '../../src/metrics.js';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 import { applyRetention } from '../../src/registry/apply-retention.js';
 import { pushArtifact } from '../../src/registry/artifact.js';
-import { createRegistryClient, type RegistryClient } from '../../src/registry/client.js';
+import { RegistryError, createRegistryClient, type RegistryClient } from '../../src/registry/client.js';
 import { indexChildFor, putIndex } from '../../src/registry/image-index.js';
 import { ARTIFACT_ANNOTATIONS, artifactTag, platformTag } from '../../src/registry/internal-tags.js';
 import { retagImage } from '../../src/registry/retag.js';
@@ -150,7 +150,7 @@ describe('DELETE /api/images/<name>/tags/<tag> takes the version\'s platform ima
     await reg?.close();
   });
 
-  it('deletes the children no other index names and the artifacts of the index; a child shared with a kept version stays', async () => {
+  it("deletes the children no other index names and the artifacts of the index; a child shared with a kept version stays, without the deleted version's tag", async () => {
     const name = 'team/multi';
     const a = shaOf('a');
     const b = shaOf('b');
@@ -163,7 +163,7 @@ describe('DELETE /api/images/<name>/tags/<tag> takes the version\'s platform ima
     assert.equal(code, 200, JSON.stringify(body));
     assert.equal(body.digest, v1.index);
     assert.deepEqual(body.failures, []);
-    assert.deepEqual(body.alsoRemoved, ['1.0', '_artifact-aaaaaaa-dist-linux-amd64', '_artifact-aaaaaaa-dist-linux-arm64', '_platform-aaaaaaa-linux-amd64', 'sha-aaaaaaa']);
+    assert.deepEqual(body.alsoRemoved, ['1.0', '_artifact-aaaaaaa-dist-linux-amd64', '_artifact-aaaaaaa-dist-linux-arm64', '_platform-aaaaaaa-linux-amd64', '_platform-aaaaaaa-linux-arm64', 'sha-aaaaaaa']);
 
     assert.equal(await status(reg, name, v1.index), 404);
     assert.equal(await status(reg, name, v1.children['linux/amd64']!), 404, 'the amd64 image only 1.0.0 named');
@@ -171,25 +171,45 @@ describe('DELETE /api/images/<name>/tags/<tag> takes the version\'s platform ima
     assert.equal(await status(reg, name, v1.children['linux/arm64']!), 200, '1.0.1 still names the arm64 image');
     assert.equal(await status(reg, name, v2.index), 200);
     for (const d of Object.values(v2.artifacts)) assert.equal(await status(reg, name, d), 200);
-    // The registry deletes manifests, not tags: the shared image keeps both its _platform- tags.
+    // The shared image lost 1.0.0's _platform- tag only: 1.0.1's tag and index still name it, and it still pulls.
     assert.deepEqual(await client.listTags(name), [
       '1.0.1',
       '_artifact-bbbbbbb-dist-linux-amd64',
       '_artifact-bbbbbbb-dist-linux-arm64',
-      '_platform-aaaaaaa-linux-arm64',
       '_platform-bbbbbbb-linux-amd64',
       '_platform-bbbbbbb-linux-arm64',
       'sha-bbbbbbb',
     ]);
+    assert.equal(await client.getManifestDigest(name, '_platform-bbbbbbb-linux-arm64'), v1.children['linux/arm64']);
+    assert.equal(await status(reg, name, '_platform-aaaaaaa-linux-arm64'), 404);
+    const index = JSON.parse((await client.getManifestBytes(name, '1.0.1'))!.bytes.toString('utf8')) as { manifests: { digest: string }[] };
+    for (const m of index.manifests) assert.equal(await status(reg, name, m.digest), 200, `1.0.1's child ${m.digest}`);
 
-    // The last version goes with what only it had. The shared image keeps 1.0.0's leftover _platform- tag, which
-    // (like a build in progress that has pushed its images but not its index yet) still counts as naming it.
+    // The last version goes with what only it had, the shared image included: no leftover tag of 1.0.0 holds it back.
     const last = await del(api, name, '1.0.1');
     assert.equal(last.status, 200, JSON.stringify(last.body));
     assert.deepEqual(last.body.failures, []);
-    assert.deepEqual(last.body.alsoRemoved, ['_artifact-bbbbbbb-dist-linux-amd64', '_artifact-bbbbbbb-dist-linux-arm64', '_platform-bbbbbbb-linux-amd64', 'sha-bbbbbbb']);
+    assert.deepEqual(last.body.alsoRemoved, ['_artifact-bbbbbbb-dist-linux-amd64', '_artifact-bbbbbbb-dist-linux-arm64', '_platform-bbbbbbb-linux-amd64', '_platform-bbbbbbb-linux-arm64', 'sha-bbbbbbb']);
     assert.equal(await status(reg, name, v2.children['linux/amd64']!), 404);
-    assert.deepEqual(await client.listTags(name), ['_platform-aaaaaaa-linux-arm64', '_platform-bbbbbbb-linux-arm64']);
+    assert.equal(await status(reg, name, v1.children['linux/arm64']!), 404, 'the shared image, once no version names it');
+    assert.deepEqual(await client.listTags(name), []);
+  });
+
+  it("a _platform- tag of the deleted commit that names another image (a forced rebuild in progress) stays, with that image", async () => {
+    const name = 'team/rebuilding';
+    const sha = shaOf('f');
+    const v = await pushMultiVersion(reg, client, name, { sha, version: '4.0.0', created: day(4) });
+    // A forced rebuild of the same commit has pushed its new amd64 image, not its index yet.
+    const rebuilt = await pushTestImage(reg.host, name, platformTag(sha, 'linux/amd64'), { labels: { 'org.opencontainers.image.revision': sha }, content: 'rebuilt amd64' });
+    assert.notEqual(rebuilt, v.children['linux/amd64']);
+
+    const { status: code, body } = await del(api, name, '4.0.0');
+    assert.equal(code, 200, JSON.stringify(body));
+    assert.deepEqual(body.failures, []);
+    assert.deepEqual(body.alsoRemoved, ['_artifact-fffffff-dist-linux-amd64', '_artifact-fffffff-dist-linux-arm64', '_platform-fffffff-linux-arm64', 'sha-fffffff']);
+    assert.equal(await status(reg, name, v.children['linux/amd64']!), 404, 'the old amd64 image, which nothing names');
+    assert.equal(await client.getManifestDigest(name, platformTag(sha, 'linux/amd64')), rebuilt);
+    assert.deepEqual(await client.listTags(name), ['_platform-fffffff-linux-amd64']);
   });
 
   it("a single-platform image's artifact goes with it; another version's stays", async () => {
@@ -250,7 +270,8 @@ describe('KEEP_VERSIONS (applyRetention) on multi-platform versions', () => {
     assert.deepEqual(outcome.failures, []);
     assert.deepEqual(outcome.plan.remove, ['1.0.0', 'sha-1111111', 'stable']);
     assert.deepEqual(outcome.plan.keep, ['1.0.1', 'sha-2222222']);
-    assert.deepEqual(outcome.removed, ['1.0.0', '_artifact-1111111-dist-linux-amd64', '_artifact-1111111-dist-linux-arm64', '_platform-1111111-linux-arm64', 'sha-1111111', 'stable']);
+    // 1.0.0's amd64 image stays for the build in progress, without 1.0.0's own tag on it.
+    assert.deepEqual(outcome.removed, ['1.0.0', '_artifact-1111111-dist-linux-amd64', '_artifact-1111111-dist-linux-arm64', '_platform-1111111-linux-amd64', '_platform-1111111-linux-arm64', 'sha-1111111', 'stable']);
 
     assert.equal(await status(reg, name, v1.index), 404);
     assert.equal(await status(reg, name, v1.children['linux/arm64']!), 404);
@@ -262,7 +283,6 @@ describe('KEEP_VERSIONS (applyRetention) on multi-platform versions', () => {
       '1.0.1',
       '_artifact-2222222-dist-linux-amd64',
       '_artifact-2222222-dist-linux-arm64',
-      '_platform-1111111-linux-amd64',
       '_platform-2222222-linux-amd64',
       '_platform-2222222-linux-arm64',
       '_platform-3333333-linux-amd64',
@@ -273,5 +293,53 @@ describe('KEEP_VERSIONS (applyRetention) on multi-platform versions', () => {
     const again = await applyRetention(client, name, 1);
     assert.deepEqual(again.removed, []);
     assert.deepEqual(again.failures, []);
+  });
+});
+
+describe('registry client untag (registry 2.8, which has no tag deletion)', () => {
+  let reg: TestRegistry;
+  let client: RegistryClient;
+  before(async () => {
+    reg = await startRegistry();
+    client = createRegistryClient({ url: reg.url });
+  });
+  after(() => reg?.close());
+
+  it('removes the tag alone: the manifest stays with its other tags, and the placeholder the tag was moved to is deleted', async () => {
+    const name = 'untag/one';
+    const image = await pushTestImage(reg.host, name, '_platform-0000000-linux-amd64', { content: 'untag me' });
+    await retagImage(client, name, image, ['_platform-1111111-linux-amd64', 'keep']);
+
+    assert.deepEqual(await client.untag(name, '_platform-0000000-linux-amd64'), { digest: image });
+    assert.deepEqual(await client.listTags(name), ['_platform-1111111-linux-amd64', 'keep']);
+    assert.equal(await status(reg, name, image), 200);
+    assert.equal(await client.getManifestDigest(name, 'keep'), image);
+    assert.equal(await status(reg, name, '_platform-0000000-linux-amd64'), 404);
+
+    // Twice: the second finds no tag.
+    await assert.rejects(client.untag(name, '_platform-0000000-linux-amd64'), (err: RegistryError) => err.status === 404 && err.code === 'MANIFEST_UNKNOWN');
+    // The last tag too: the manifest is still there by digest.
+    await client.untag(name, 'keep');
+    await client.untag(name, '_platform-1111111-linux-amd64');
+    assert.deepEqual(await client.listTags(name), []);
+    assert.equal(await status(reg, name, image), 200);
+  });
+
+  it('on a registry with deletion disabled: 405, and the message names the placeholder the tag now points at', async () => {
+    const ro = await startRegistry({ deleteEnabled: false });
+    try {
+      const c = createRegistryClient({ url: ro.url });
+      const name = 'untag/nodelete';
+      const image = await pushTestImage(ro.host, name, 'a', { content: 'no delete' });
+      await assert.rejects(c.untag(name, 'a'), (err: RegistryError) => {
+        assert.equal(err.status, 405);
+        assert.equal(err.code, 'UNSUPPORTED');
+        assert.match(err.message, new RegExp(`^${name}:a no longer names ${image}, but the placeholder sha256:[0-9a-f]{64} it was moved to could not be deleted: `));
+        return true;
+      });
+      assert.equal(await status(ro, name, image), 200);
+    } finally {
+      await ro.close();
+    }
   });
 });
