@@ -67,5 +67,17 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
 # A 4 MiB young generation (V8's default is 16): streaming a build context allocates
 # buffers fast, and a smaller nursery frees them sooner (peak RSS 148 → 128 MiB on a
 # 300 MiB context in bench/, same build time).
+# A 200 MiB artifact download (GET /api/builds/<id>/artifacts/<name>) as a process's
+# first registry request peaked at 146.0 MiB with the flag above alone, 109.1 MiB with
+# the next three, at the same speed (bench/results/2026-12-02-multi-platform-artifact-rss*.md):
+# - --expose-gc: every chunk streamed is a new buffer that dies at once, and V8 lets
+#   about 30 MiB of them pile up before its own GC; with gc exposed the download asks
+#   for a young-generation collection every 4 MiB (src/registry/blobs.ts), which keeps
+#   that near 8 MiB and costs less CPU than the collections it replaces.
+# - --no-wasm-tier-up --no-wasm-dynamic-tiering: the WebAssembly dockhook keeps running
+#   is the HTTP parser of Node's fetch (undici's llhttp); compiling it with the optimizing
+#   tier after a process's first registry or GitHub request takes about 28 MiB for a
+#   moment (VmHWM +41 MiB instead of +12 for a first fetch on Node 20). The baseline
+#   tier parses headers fast enough, and a body is not parsed byte by byte.
 ENTRYPOINT ["docker-entrypoint.sh"]
-CMD ["node", "--max-semi-space-size=4", "dist/main.js"]
+CMD ["node", "--max-semi-space-size=4", "--expose-gc", "--no-wasm-tier-up", "--no-wasm-dynamic-tiering", "dist/main.js"]

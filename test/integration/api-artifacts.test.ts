@@ -18,6 +18,7 @@ import { renderBuildBody } from '../../src/http/page-build.js';
 import { FileBuildLogs } from '../../src/logs/file-logs.js';
 import { createMetrics } from '../../src/metrics.js';
 import { pushArtifact } from '../../src/registry/artifact.js';
+import { COLLECT_EVERY_BYTES } from '../../src/registry/blobs.js';
 import { createRegistryClient, type RegistryClient } from '../../src/registry/client.js';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 import type { ArtifactRecord, BuildRecord, Store } from '../../src/store/store.js';
@@ -343,6 +344,25 @@ describe('GET /api/builds/<id>/artifacts (real registry, real SQLite store)', ()
     assert.equal(res.bytes.length, 50 * MiB);
     assert.ok(res.bytes.equals(await readFile(bigFile)), 'the bytes pushed');
     assert.equal(res.headers.get(DIGEST_HEADER), bigRecord.layerDigest);
+  });
+
+  it('asks for a young-generation collection every 4 MiB of a download when node exposes gc (--expose-gc, as the Dockerfile runs it)', async () => {
+    const exposed = globalThis.gc;
+    const calls: unknown[] = [];
+    globalThis.gc = ((options?: unknown) => {
+      calls.push(options);
+    }) as NodeJS.GCFunction;
+    let res;
+    try {
+      res = await download(`${api.url}/api/builds/${buildId}/artifacts/big`);
+    } finally {
+      globalThis.gc = exposed;
+    }
+    assert.equal(res.status, 200);
+    assert.ok(res.bytes.equals(await readFile(bigFile)), 'the bytes pushed');
+    assert.equal(COLLECT_EVERY_BYTES, 4 * MiB);
+    assert.equal(calls.length, Math.floor((50 * MiB) / COLLECT_EVERY_BYTES), '50 MiB: one per 4 MiB streamed');
+    assert.ok(calls.every((c) => JSON.stringify(c) === '{"type":"minor"}'), `a scavenge, never a full GC: ${JSON.stringify(calls[0])}`);
   });
 
   it('survives a client that goes away mid-download', async () => {
