@@ -20,12 +20,3 @@ export function toRedelivery(r: RedeliveryRow): Redelivery {
     ...(r.settled_at == null ? {} : { settledAt: Number(r.settled_at) }),
   };
 }
-
-/** Lookups by many GUIDs go in slices this long (SQLite's bound-parameter limit is far above it). */
-export const GUID_BATCH = 500;
-
-export function slices<T>(items: T[], size = GUID_BATCH): T[][] {
-  const out: T[][] = [];
-  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
-  return out;
-}

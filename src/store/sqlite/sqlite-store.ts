@@ -7,7 +7,7 @@ import { checkPlan, emptyCounts, requestValues, toDeployment, toRecord, type Bui
 import { schemaTooNew } from '../schema-version.js';
 import type { BuildRecord, BuildState, EnqueueResult, Lease, ListQuery, PlannedImage, PlatformImage, ArtifactRecord, PushedRef, Store, DeploymentRecord, DeploymentState, NewDeployment, Redelivery, RedeliveryState } from '../store.js';
 import { MIGRATIONS } from './schema.js';
-import { slices, toRedelivery, type RedeliveryRow } from '../redelivery-rows.js';
+import { toRedelivery, type RedeliveryRow } from '../redelivery-rows.js';
 
 /** A builds row with its needs (the service names of the builds it waits for, as a JSON array), for toRecord. */
 const COLUMNS = `builds.*, (SELECT json_group_array(n.service) FROM build_needs bn JOIN builds n ON n.id = bn.needs_id WHERE bn.build_id = builds.id) AS needs`;
@@ -361,13 +361,10 @@ export class SqliteStore implements Store {
     return changed;
   }
 
+  // Many GUIDs as one JSON parameter: one statement whatever their number (as PostgreSQL's = ANY($1)).
   async storedDeliveries(guids: string[]): Promise<Set<string>> {
-    const found = new Set<string>();
-    for (const part of slices([...new Set(guids)])) {
-      const rows = this.prepare<string[], { delivery_id: string }>(`SELECT delivery_id FROM deliveries WHERE delivery_id IN (${part.map(() => '?').join(', ')})`).all(...part);
-      for (const r of rows) found.add(r.delivery_id);
-    }
-    return found;
+    const rows = this.prepare<[string], { delivery_id: string }>('SELECT delivery_id FROM deliveries WHERE delivery_id IN (SELECT value FROM json_each(?))').all(JSON.stringify(guids));
+    return new Set(rows.map((r) => r.delivery_id));
   }
 
   async recoveryCheckpoint(hook: string): Promise<number | undefined> {
@@ -382,12 +379,8 @@ export class SqliteStore implements Store {
   }
 
   async redeliveries(guids: string[]): Promise<Map<string, Redelivery>> {
-    const found = new Map<string, Redelivery>();
-    for (const part of slices([...new Set(guids)])) {
-      const rows = this.prepare<string[], RedeliveryRow>(`SELECT * FROM redeliveries WHERE guid IN (${part.map(() => '?').join(', ')})`).all(...part);
-      for (const r of rows) found.set(r.guid, toRedelivery(r));
-    }
-    return found;
+    const rows = this.prepare<[string], RedeliveryRow>('SELECT * FROM redeliveries WHERE guid IN (SELECT value FROM json_each(?))').all(JSON.stringify(guids));
+    return new Map(rows.map((r) => [r.guid, toRedelivery(r)]));
   }
 
   async claimRedelivery(r: Pick<Redelivery, 'guid' | 'hook' | 'attemptId'>): Promise<boolean> {
