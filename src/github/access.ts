@@ -19,6 +19,8 @@ export interface GitHubAccess {
   rememberInstallation(owner: string, repo: string, installationId: number): void;
   /** App mode: the client authenticated as the App itself (its JWT), for /app endpoints. Token mode: undefined. */
   readonly appClient: GitHubClient | undefined;
+  /** App mode: APP_ID. Token mode: undefined. */
+  readonly appId: number | undefined;
   /** The login dockhook writes as: the token's user, or `<app-slug>[bot]`. Asked once. */
   login(): Promise<string>;
 }
@@ -42,6 +44,7 @@ function tokenAccess(o: GitHubAccessOptions, token: string): GitHubAccess {
     forRepo: async () => client,
     rememberInstallation: () => {},
     appClient: undefined,
+    appId: undefined,
     login: () => (login ??= client.rest.users.getAuthenticated().then((r) => r.data.login, (err: unknown) => {
       login = undefined;
       throw err;
@@ -92,6 +95,7 @@ function appAccess(o: GitHubAccessOptions, auth: Extract<GitHubAuthConfig, { mod
   return {
     mode: 'app',
     appClient,
+    appId: auth.appId,
     async forRepo(owner, repo) {
       let id = installationOf.get(key(owner, repo));
       if (id === undefined) {

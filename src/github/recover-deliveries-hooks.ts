@@ -47,14 +47,7 @@ export interface HookSourceDeps {
 
 /** The hooks to recover now; a repository whose hook cannot be found is a problem, not a failure of the others. */
 export async function findDeliveryHooks(deps: HookSourceDeps, signal: AbortSignal): Promise<{ hooks: DeliveryHook[]; problems: RecoveryProblem[] }> {
-  if (deps.github.mode === 'app') {
-    try {
-      return { hooks: [await appHook(deps.github.appClient!, signal)], problems: [] };
-    } catch (err) {
-      if (signal.aborted) throw err;
-      return { hooks: [], problems: [new RecoveryProblem('hooks', explain(err, "reading the GitHub App (GET /app) for its webhook's deliveries", 'app'))] };
-    }
-  }
+  if (deps.github.mode === 'app') return { hooks: [appHook(deps.github.appClient!, deps.github.appId!)], problems: [] };
   const hooks: DeliveryHook[] = [];
   const problems: RecoveryProblem[] = [];
   for (const fullName of deps.webhookRepos) {
@@ -72,17 +65,8 @@ export async function findDeliveryHooks(deps: HookSourceDeps, signal: AbortSigna
   return { hooks, problems };
 }
 
-/** The App's ID names its checkpoint, so a different App (a changed APP_ID) starts afresh. Asked once per client. */
-const appIds = new WeakMap<GitHubClient, Promise<number>>();
-
-async function appHook(client: GitHubClient, signal: AbortSignal): Promise<DeliveryHook> {
-  let id = appIds.get(client);
-  if (!id) {
-    id = client.rest.apps.getAuthenticated({ request: { signal } }).then((r) => r.data!.id);
-    appIds.set(client, id);
-    id.catch(() => appIds.delete(client));
-  }
-  const appId = await id;
+/** The App's ID names its checkpoint, so a different App (a changed APP_ID) starts afresh. */
+function appHook(client: GitHubClient, appId: number): DeliveryHook {
   const label = "the GitHub App's webhook";
   return {
     key: `app:${appId}`,
