@@ -3,6 +3,7 @@ import type { Logger } from '../log.js';
 import { statusContext, toStatusDescription } from '../pipeline/status.js';
 import type { BuildRecord } from '../store/store.js';
 import type { GitHubAccess } from './access.js';
+import { oneAtATime } from './one-at-a-time.js';
 import { failureMarkdown, logTailText, successMarkdown } from './build-summary.js';
 
 /** What the check run reporter reads besides the build: its page, its last log lines, its cache line. */
@@ -33,18 +34,10 @@ const title = (text: string) => toStatusDescription(text).slice(0, TITLE_MAX);
  */
 export function checkRunReporter(src: CheckRunSources) {
   const ids = new Map<number, number>(); // build id → check run id, found or created here
-  const chains = new Map<number, Promise<void>>(); // one update at a time per build, in order
-
-  function inOrder(buildId: number, step: () => Promise<void>): Promise<void> {
-    const next = (chains.get(buildId) ?? Promise.resolve()).then(step).catch((err: unknown) => {
-      src.log.warn({ build: buildId, err: { message: (err as Error).message, status: (err as { status?: number }).status } }, 'could not update the check run on GitHub');
-    });
-    chains.set(buildId, next);
-    void next.then(() => {
-      if (chains.get(buildId) === next) chains.delete(buildId);
-    });
-    return next;
-  }
+  // One update at a time per build, in order.
+  const inOrder = oneAtATime<number>((buildId, err) => {
+    src.log.warn({ build: buildId, err: { message: (err as Error).message, status: (err as { status?: number }).status } }, 'could not update the check run on GitHub');
+  });
 
   async function find(octokit: GitHubClient, build: BuildRecord): Promise<number | undefined> {
     const known = ids.get(build.id);

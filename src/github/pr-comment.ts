@@ -2,6 +2,7 @@ import type { Logger } from '../log.js';
 import type { BuildRecord } from '../store/store.js';
 import type { GitHubAccess } from './access.js';
 import { pullLines } from './build-summary.js';
+import { oneAtATime } from './one-at-a-time.js';
 import { codeBlock, escapeMarkdown, GITHUB_FIELD_MAX, keepEnd } from './markdown.js';
 
 /** The hidden line that finds dockhook's comment again, with its author. */
@@ -40,7 +41,9 @@ export function commentBody(builds: BuildRecord[], pageUrl: (id: number) => stri
  * together do not both create it.
  */
 export function prCommenter(src: PrCommentSources) {
-  const chains = new Map<string, Promise<void>>();
+  const inOrder = oneAtATime<string>((key, err) => {
+    src.log.warn({ pr: key, err: { message: (err as Error).message, status: (err as { status?: number }).status } }, 'could not update the pull request comment on GitHub');
+  });
 
   async function upsert(build: BuildRecord, pr: NonNullable<BuildRecord['pullRequest']>): Promise<void> {
     const octokit = await src.github.forRepo(build.owner, build.repo);
@@ -58,17 +61,15 @@ export function prCommenter(src: PrCommentSources) {
 
   return {
     async update(build: BuildRecord): Promise<void> {
-      const pr = await src.pullRequestOf(build).catch(() => undefined);
+      let pr;
+      try {
+        pr = await src.pullRequestOf(build);
+      } catch (err) {
+        src.log.warn({ build: build.id, err: { message: (err as Error).message } }, 'could not find the pull request of the build; its comment is not updated');
+        return;
+      }
       if (!pr) return;
-      const key = `${build.owner}/${build.repo}#${pr.number}`.toLowerCase();
-      const next = (chains.get(key) ?? Promise.resolve()).then(() => upsert(build, pr)).catch((err: unknown) => {
-        src.log.warn({ build: build.id, pr: pr.number, err: { message: (err as Error).message, status: (err as { status?: number }).status } }, 'could not update the pull request comment on GitHub');
-      });
-      chains.set(key, next);
-      void next.then(() => {
-        if (chains.get(key) === next) chains.delete(key);
-      });
-      await next;
+      await inOrder(`${build.owner}/${build.repo}#${pr.number}`.toLowerCase(), () => upsert(build, pr));
     },
   };
 }
