@@ -290,7 +290,7 @@ function githubAuth(e: Parsed): GitHubAuthConfig {
 }
 
 /** A PEM, a PEM on one line with \n escapes (how .env files and CI secrets carry it), or the PEM in base64. */
-export function decodePrivateKey(text: string, fail: (line: string) => never): string {
+function decodePrivateKey(text: string, fail: (line: string) => never): string {
   let pem = text.trim();
   if (!pem.startsWith('-----BEGIN')) {
     const decoded = Buffer.from(pem, 'base64').toString('utf8').trim();

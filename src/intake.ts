@@ -46,6 +46,13 @@ export function matchesBuildBranch(branch: string, globs: string[], defaultBranc
   return picomatch.isMatch(branch, globs);
 }
 
+/** Why a merge or push into `branch` is not built, naming the setting; undefined when it is a build branch. */
+function notABuildBranch(branch: string, options: IntakeOptions, defaultBranch: string): IntakeDecision | undefined {
+  if (matchesBuildBranch(branch, options.buildBranches, defaultBranch)) return undefined;
+  const wanted = options.buildBranches.length ? `BUILD_BRANCHES (${options.buildBranches.join(', ')})` : `the default branch (${defaultBranch})`;
+  return { kind: 'ignored', reason: `branch ${branch} is not a build branch: builds run for ${wanted}` };
+}
+
 /**
  * Turns a verified GitHub event into a build, or says why not. Pure: no I/O,
  * so every rule here is a unit test.
@@ -81,10 +88,8 @@ function decideEvent(event: string, payload: Json, options: IntakeOptions): Inta
   const base = isObject(pr.base) ? str(pr.base.ref) : undefined;
   if (!base) return { kind: 'ignored', reason: 'pull request has no base.ref' };
   const defaultBranch = str(repository.default_branch) ?? base;
-  if (!matchesBuildBranch(base, options.buildBranches, defaultBranch)) {
-    const wanted = options.buildBranches.length ? `BUILD_BRANCHES (${options.buildBranches.join(', ')})` : `the default branch (${defaultBranch})`;
-    return { kind: 'ignored', reason: `branch ${base} is not a build branch: builds run for ${wanted}` };
-  }
+  const notBuilt = notABuildBranch(base, options, defaultBranch);
+  if (notBuilt) return notBuilt;
 
   const sha = str(pr.merge_commit_sha);
   if (!sha || !SHA.test(sha)) return { kind: 'ignored', reason: 'merged pull request has no usable merge_commit_sha' };
@@ -145,10 +150,8 @@ function decidePush(payload: Json, options: IntakeOptions): IntakeDecision {
   if (payload.deleted === true || (sha && ZERO_SHA.test(sha))) return { kind: 'ignored', reason: `push deleted branch ${branch}: nothing to build` };
   if (!sha || !SHA.test(sha)) return { kind: 'ignored', reason: 'push has no usable after commit' };
   const defaultBranch = where.defaultBranch ?? branch;
-  if (!matchesBuildBranch(branch, options.buildBranches, defaultBranch)) {
-    const wanted = options.buildBranches.length ? `BUILD_BRANCHES (${options.buildBranches.join(', ')})` : `the default branch (${defaultBranch})`;
-    return { kind: 'ignored', reason: `branch ${branch} is not a build branch: builds run for ${wanted}` };
-  }
+  const notBuilt = notABuildBranch(branch, options, defaultBranch);
+  if (notBuilt) return notBuilt;
   // When the commit landed, as merged_at is for a merge: pushed_at (seconds) is the push's own time, so a
   // forced push of an older commit still counts as the newest and `latest` follows what the branch now holds.
   const repository = payload.repository as Json;
