@@ -72,22 +72,25 @@ function decideEvent(event: string, payload: Json, options: IntakeOptions): Inta
   if (event !== 'pull_request') {
     return { kind: 'ignored', reason: `event ${event} is not built; send pull_request events${options.triggerPush ? ' (and push)' : ''}` };
   }
+  return decideMerge(payload, options);
+}
 
+/** A merged pull request into a build branch: its merge commit. */
+function decideMerge(payload: Json, options: IntakeOptions): IntakeDecision {
   const action = str(payload.action);
   if (action !== 'closed') return { kind: 'ignored', reason: `pull_request action ${action ?? '(none)'} is not built; only merged (closed) pull requests are` };
 
   const pr = payload.pull_request;
-  const repository = payload.repository;
-  if (!isObject(pr) || !isObject(repository)) return { kind: 'ignored', reason: 'payload has no pull_request or repository' };
+  if (!isObject(pr) || !isObject(payload.repository)) return { kind: 'ignored', reason: 'payload has no pull_request or repository' };
   if (pr.merged !== true) return { kind: 'ignored', reason: `pull request #${String(pr.number)} was closed without merging` };
 
-  const owner = isObject(repository.owner) ? str(repository.owner.login) : undefined;
-  const repo = str(repository.name);
-  if (!owner || !repo) return { kind: 'ignored', reason: 'payload repository has no owner.login or name' };
+  const where = repositoryOf(payload);
+  if (!where) return { kind: 'ignored', reason: 'payload repository has no owner.login or name' };
+  const { owner, repo } = where;
 
   const base = isObject(pr.base) ? str(pr.base.ref) : undefined;
   if (!base) return { kind: 'ignored', reason: 'pull request has no base.ref' };
-  const defaultBranch = str(repository.default_branch) ?? base;
+  const defaultBranch = where.defaultBranch ?? base;
   const notBuilt = notABuildBranch(base, options, defaultBranch);
   if (notBuilt) return notBuilt;
 
@@ -102,7 +105,7 @@ function decideEvent(event: string, payload: Json, options: IntakeOptions): Inta
       trigger: 'merge',
       owner,
       repo,
-      repoUrl: str(repository.html_url) ?? `https://github.com/${owner}/${repo}`,
+      repoUrl: where.repoUrl,
       defaultBranch,
       branch: base,
       sha,
