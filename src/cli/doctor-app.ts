@@ -1,11 +1,13 @@
 import { createAppAuth } from '@octokit/auth-app';
 import { Octokit } from '@octokit/rest';
 import type { Config } from '../config.js';
+import * as result from './check-result.js';
 
-type CheckResult = { level: 'ok' | 'warn' | 'FAIL'; name: string; message: string; fix?: string };
-const ok = (message: string): CheckResult => ({ level: 'ok', name: 'github app', message });
-const warn = (message: string, fix?: string): CheckResult => ({ level: 'warn', name: 'github app', message, fix });
-const fail = (message: string, fix?: string): CheckResult => ({ level: 'FAIL', name: 'github app', message, fix });
+const NAME = 'github app';
+const ok = (message: string) => result.ok(NAME, message);
+const warn = (message: string, fix?: string) => result.warn(NAME, message, fix);
+const fail = (message: string, fix?: string) => result.fail(NAME, message, fix);
+type CheckResult = result.CheckResult;
 
 /** What dockhook does with each permission (README: "GitHub App"). */
 export const APP_PERMISSIONS: { name: string; level: 'read' | 'write'; why: string }[] = [

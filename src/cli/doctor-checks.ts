@@ -1,6 +1,7 @@
 import { Octokit } from '@octokit/rest';
 import Docker from 'dockerode';
 import { ConfigError, loadConfig, type Config } from '../config.js';
+import { fail, ok, warn, type CheckResult } from './check-result.js';
 import { checkGitHubApp } from './doctor-app.js';
 import { BINFMT_DIR, describePlatforms, runnablePlatforms } from '../engine/platforms.js';
 import { NgrokDiscoveryError, discoverPublicUrl } from '../ngrok.js';
@@ -14,18 +15,7 @@ import { RegistryError, createRegistryClient } from '../registry/client.js';
  * setting to change and never contain a secret's value.
  */
 
-export type Level = 'ok' | 'warn' | 'FAIL';
-
-export interface CheckResult {
-  level: Level;
-  name: string;
-  message: string;
-  fix?: string;
-}
-
-const ok = (name: string, message: string): CheckResult => ({ level: 'ok', name, message });
-const warn = (name: string, message: string, fix?: string): CheckResult => ({ level: 'warn', name, message, fix });
-const fail = (name: string, message: string, fix?: string): CheckResult => ({ level: 'FAIL', name, message, fix });
+export type { CheckResult, Level } from './check-result.js';
 
 /** What went wrong reaching a server: the socket error's code (ECONNREFUSED…), found down the chain of causes that fetch and the registry client wrap it in. */
 function reason(err: unknown): string {
