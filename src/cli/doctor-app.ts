@@ -1,6 +1,7 @@
 import { createAppAuth } from '@octokit/auth-app';
 import { Octokit } from '@octokit/rest';
 import type { Config } from '../config.js';
+import { appCredentialsFix } from '../github/access.js';
 import * as result from './check-result.js';
 
 const NAME = 'github app';
@@ -43,7 +44,7 @@ export async function checkGitHubApp(config: Config, timeoutMs: number): Promise
     results.push(ok(`APP_ID ${appId} and PRIVATE_KEY are accepted: the App ${data?.name ?? slug} (${slug}) at ${config.githubApiUrl}`));
   } catch (err) {
     const status = (err as { status?: number }).status;
-    if (status === 401) return [fail(`GitHub refused the App's JWT (${(err as Error).message.split(' - ')[0]})`, `check that APP_ID (${appId}) is the App's ID and PRIVATE_KEY one of its current keys (App settings → Private keys), and this host's clock`)];
+    if (status === 401) return [fail(`GitHub refused the App's JWT (${(err as Error).message.split(' - ')[0]})`, appCredentialsFix(appId))];
     if (status === 404) return [fail(`GitHub knows no App ${appId}`, 'APP_ID is the App ID on the App’s settings page')];
     return [fail(`GET /app failed: ${(err as Error).message.split(' - ')[0]}`, 'check the network, or GITHUB_API_URL for GitHub Enterprise Server')];
   }

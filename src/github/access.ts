@@ -118,13 +118,17 @@ function appAccess(o: GitHubAccessOptions, auth: Extract<GitHubAuthConfig, { mod
   };
 }
 
+/** What to check when GitHub refuses the App's JWT (401): said the same way by builds, doctor and recovery. */
+export const appCredentialsFix = (appId?: number) =>
+  `check that APP_ID${appId === undefined ? '' : ` (${appId})`} is the App's ID and that PRIVATE_KEY is one of its current private keys (App settings → Private keys), and that this host's clock is right`;
+
 /** GitHub's answer to the App's JWT or an installation lookup, as a message that says what to fix. */
 export function appFailure(err: unknown, appId: number, repo?: string): Error {
   const status = (err as { status?: number }).status;
   const said = (err as Error).message;
   if (status === 401) {
     return new GitHubAppError(502, `GitHub refused the App's credentials (${said})`, {
-      hint: `check that APP_ID (${appId}) is the App's ID and that PRIVATE_KEY is one of its current private keys (App settings → Private keys), and that this host's clock is right`,
+      hint: appCredentialsFix(appId),
       cause: err,
     });
   }

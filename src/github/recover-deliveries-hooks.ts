@@ -1,6 +1,6 @@
 import type { GitHubClient } from '../github.js';
 import { isOldTunnelHook } from '../webhook-setup.js';
-import type { GitHubAccess } from './access.js';
+import { appCredentialsFix, type GitHubAccess } from './access.js';
 import type { DeliveryAttempt } from './recover-deliveries-decide.js';
 
 /**
@@ -195,7 +195,7 @@ export function explain(err: unknown, what: string, mode: 'app' | 'repo', repo?:
   let fix: string;
   if (status === 401) {
     fix = mode === 'app'
-      ? "GitHub refused the App's credentials: check APP_ID and PRIVATE_KEY (App settings → Private keys) and this host's clock"
+      ? `GitHub refused the App's credentials: ${appCredentialsFix()}`
       : 'GitHub refused GITHUB_TOKEN: create a new token';
   } else if (status === 403 || status === 404) {
     fix = mode === 'app'
