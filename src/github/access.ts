@@ -120,7 +120,7 @@ function appAccess(o: GitHubAccessOptions, auth: Extract<GitHubAuthConfig, { mod
 
 /** What to check when GitHub refuses the App's JWT (401): said the same way by builds, doctor and recovery. */
 export const appCredentialsFix = (appId?: number) =>
-  `check that APP_ID${appId === undefined ? '' : ` (${appId})`} is the App's ID and that PRIVATE_KEY is one of its current private keys (App settings → Private keys), and that this host's clock is right`;
+  `check APP_ID and PRIVATE_KEY: APP_ID${appId === undefined ? '' : ` (${appId})`} must be the App's ID and PRIVATE_KEY one of its current private keys (App settings → Private keys); check this host's clock too`;
 
 /** GitHub's answer to the App's JWT or an installation lookup, as a message that says what to fix. */
 export function appFailure(err: unknown, appId: number, repo?: string): Error {
